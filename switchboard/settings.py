@@ -1,0 +1,272 @@
+"""The one settings class for the whole project.
+
+Every value comes from an environment variable of the same name in upper case (Functions loads
+`local.settings.json` into the environment). Every Azure setting is optional: with none present the
+embedded default is selected, per component, and `selection()` says which was chosen.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class SettingsError(Exception):
+    """A setting is missing or invalid. The message is one line that names the setting."""
+
+
+class Engine(StrEnum):
+    AUTO = "auto"
+    EMBEDDED = "embedded"
+    AZURE = "azure"
+
+
+class ChatEngine(StrEnum):
+    AUTO = "auto"
+    OFFLINE = "offline"
+    AZURE_OPENAI = "azure_openai"
+    OPENAI_COMPATIBLE = "openai_compatible"
+
+
+class Pipeline(StrEnum):
+    CASCADE = "cascade"
+    REALTIME = "realtime"
+
+
+class RealtimeFlavor(StrEnum):
+    GA = "ga"
+    BETA = "beta"
+
+
+class LogFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
+def _check_url(value: str | None, schemes: set[str], what: str) -> str | None:
+    if value is None or value == "":
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in schemes or not parts.netloc:
+        allowed = " or ".join(f"{s}://" for s in sorted(schemes))
+        raise ValueError(f"must be a {what} URL starting with {allowed}")
+    return value.rstrip("/")
+
+
+class Settings(BaseSettings):
+    """All settings. Field `foo_bar` is read from the environment variable `FOO_BAR`."""
+
+    model_config = SettingsConfigDict(
+        case_sensitive=False, extra="ignore", validate_default=True, env_ignore_empty=True
+    )
+
+    # --- general -------------------------------------------------------------------------------
+    log_level: str = Field("INFO", description="Python log level for all components.")
+    log_format: LogFormat = Field(LogFormat.TEXT, description="`text` (one readable line) or `json`.")
+    agents_dir: Path = Field(PROJECT_ROOT / "agents" / "definitions", description="Agent YAML directory.")
+
+    # --- shared state --------------------------------------------------------------------------
+    redis_url: str | None = Field(None, description="Redis URL. Unset: an embedded valkey server.")
+    session_ttl_seconds: int = Field(6 * 3600, ge=60, description="Lifetime of a call session in Redis.")
+    dedupe_ttl_seconds: int = Field(3600, ge=1, description="How long de-duplication keys are kept.")
+    signing_secret: SecretStr | None = Field(
+        None, description="HMAC key for per-call tokens. Required once any Azure service is configured."
+    )
+    token_ttl_seconds: int = Field(4 * 3600, ge=60, description="Lifetime of media and callback tokens.")
+
+    # --- Azure Communication Services ----------------------------------------------------------
+    acs_connection_string: SecretStr | None = Field(None, description="ACS connection string (key auth).")
+    acs_endpoint: str | None = Field(None, description="ACS endpoint; with no key, managed identity is used.")
+    acs_access_key: SecretStr | None = Field(None, description="ACS access key (base64) for HMAC auth.")
+    acs_resource_id: str | None = Field(
+        None, description="ACS immutable resource id: enables JWT checks on callbacks and media sockets."
+    )
+    callback_base_url: str | None = Field(None, description="Public base URL of the Function App.")
+    media_host_public_url: str | None = Field(None, description="Public wss:// base URL of the media host.")
+
+    # --- Azure AI Speech -----------------------------------------------------------------------
+    speech_key: SecretStr | None = Field(None, description="Speech resource key.")
+    speech_region: str | None = Field(None, description="Speech region, e.g. `swedencentral`.")
+    speech_endpoint: str | None = Field(None, description="Speech custom-domain endpoint (Entra ID auth).")
+
+    # --- Azure OpenAI / OpenAI-compatible ------------------------------------------------------
+    azure_openai_endpoint: str | None = Field(None, description="Azure OpenAI endpoint.")
+    azure_openai_api_key: SecretStr | None = Field(None, description="Azure OpenAI key; unset: Entra ID.")
+    azure_openai_api_version: str = Field("2025-04-01-preview", description="Azure OpenAI api-version.")
+    azure_openai_chat_deployment: str | None = Field(None, description="Chat model deployment name.")
+    azure_openai_realtime_deployment: str | None = Field(None, description="Realtime model deployment name.")
+    openai_base_url: str | None = Field(None, description="Any OpenAI-compatible base URL (Ollama, vLLM).")
+    openai_api_key: SecretStr | None = Field(None, description="Key for OPENAI_BASE_URL.")
+    openai_chat_model: str = Field("gpt-4o-mini", description="Model name sent to OPENAI_BASE_URL.")
+
+    # --- Cosmos DB -----------------------------------------------------------------------------
+    cosmos_endpoint: str | None = Field(None, description="Cosmos DB account endpoint.")
+    cosmos_key: SecretStr | None = Field(None, description="Cosmos DB key; unset: Entra ID.")
+    cosmos_database: str = Field("switchboard", description="Cosmos DB database.")
+    cosmos_container: str = Field("calls", description="Cosmos DB container for call records.")
+
+    # --- engine selection ----------------------------------------------------------------------
+    pipeline: Pipeline = Field(Pipeline.CASCADE, description="`cascade` (STT, LLM, TTS) or `realtime`.")
+    stt_engine: Engine = Field(Engine.AUTO, description="`auto`, `embedded` or `azure`.")
+    tts_engine: Engine = Field(Engine.AUTO, description="`auto`, `embedded` or `azure`.")
+    chat_engine: ChatEngine = Field(
+        ChatEngine.AUTO, description="`auto`, `offline`, `azure_openai` or `openai_compatible`."
+    )
+    realtime_flavor: RealtimeFlavor = Field(RealtimeFlavor.GA, description="Realtime event names: ga or beta.")
+
+    # --- media host ----------------------------------------------------------------------------
+    media_host_bind: str = Field("127.0.0.1", description="Address the media host listens on.")
+    media_host_port: int = Field(8765, ge=0, le=65535, description="Port the media host listens on.")
+    shutdown_grace_seconds: float = Field(30.0, ge=0, description="SIGTERM drain deadline for calls.")
+
+    # --- validators ----------------------------------------------------------------------------
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, v: str | None) -> str | None:
+        return _check_url(v, {"redis", "rediss", "unix"}, "Redis")
+
+    @field_validator("acs_endpoint", "callback_base_url", "speech_endpoint", "azure_openai_endpoint",
+                     "openai_base_url", "cosmos_endpoint")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        return _check_url(v, {"http", "https"}, "http(s)")
+
+    @field_validator("media_host_public_url")
+    @classmethod
+    def _ws_url(cls, v: str | None) -> str | None:
+        return _check_url(v, {"ws", "wss"}, "WebSocket")
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, v: str) -> str:
+        level = v.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return level
+
+    @field_validator("acs_connection_string")
+    @classmethod
+    def _acs_connection_string(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is None or not v.get_secret_value():
+            return None
+        parts = dict(p.split("=", 1) for p in v.get_secret_value().split(";") if "=" in p)
+        if not parts.get("endpoint", "").startswith(("https://", "http://")) or not parts.get("accesskey"):
+            raise ValueError("must look like 'endpoint=https://<name>.communication.azure.com/;accesskey=<key>'")
+        return v
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Settings:
+        if self.acs_configured:
+            for name in ("callback_base_url", "media_host_public_url", "signing_secret"):
+                if getattr(self, name) is None:
+                    raise ValueError(f"{name.upper()} is required when ACS is configured")
+        if self.speech_key and not (self.speech_region or self.speech_endpoint):
+            raise ValueError("SPEECH_REGION or SPEECH_ENDPOINT is required with SPEECH_KEY")
+        if self.azure_openai_endpoint and not (
+            self.azure_openai_chat_deployment or self.azure_openai_realtime_deployment
+        ):
+            raise ValueError(
+                "AZURE_OPENAI_CHAT_DEPLOYMENT or AZURE_OPENAI_REALTIME_DEPLOYMENT is required "
+                "with AZURE_OPENAI_ENDPOINT"
+            )
+        if self.stt_engine is Engine.AZURE and not self.speech_configured:
+            raise ValueError("STT_ENGINE=azure needs SPEECH_KEY with SPEECH_REGION, or SPEECH_ENDPOINT")
+        if self.tts_engine is Engine.AZURE and not self.speech_configured:
+            raise ValueError("TTS_ENGINE=azure needs SPEECH_KEY with SPEECH_REGION, or SPEECH_ENDPOINT")
+        if self.chat_engine is ChatEngine.AZURE_OPENAI and not self.azure_openai_chat_deployment:
+            raise ValueError("CHAT_ENGINE=azure_openai needs AZURE_OPENAI_ENDPOINT and a chat deployment")
+        if self.chat_engine is ChatEngine.OPENAI_COMPATIBLE and not self.openai_base_url:
+            raise ValueError("CHAT_ENGINE=openai_compatible needs OPENAI_BASE_URL")
+        if self.pipeline is Pipeline.REALTIME and not self.azure_openai_realtime_deployment:
+            raise ValueError("PIPELINE=realtime needs AZURE_OPENAI_ENDPOINT and a realtime deployment")
+        return self
+
+    # --- derived -------------------------------------------------------------------------------
+    @property
+    def acs_configured(self) -> bool:
+        return self.acs_connection_string is not None or self.acs_endpoint is not None
+
+    @property
+    def speech_configured(self) -> bool:
+        return self.speech_endpoint is not None or (self.speech_key is not None and self.speech_region is not None)
+
+    @property
+    def cosmos_configured(self) -> bool:
+        return self.cosmos_endpoint is not None
+
+    def _engine(self, chosen: Engine) -> str:
+        if chosen is Engine.AUTO:
+            return "azure" if self.speech_configured else "embedded"
+        return chosen.value
+
+    @property
+    def resolved_stt(self) -> str:
+        return self._engine(self.stt_engine)
+
+    @property
+    def resolved_tts(self) -> str:
+        return self._engine(self.tts_engine)
+
+    @property
+    def resolved_chat(self) -> str:
+        if self.chat_engine is not ChatEngine.AUTO:
+            return self.chat_engine.value
+        if self.azure_openai_chat_deployment:
+            return ChatEngine.AZURE_OPENAI.value
+        if self.openai_base_url:
+            return ChatEngine.OPENAI_COMPATIBLE.value
+        return ChatEngine.OFFLINE.value
+
+    @property
+    def embedded(self) -> bool:
+        """True when no Azure service at all is configured (the embedded default)."""
+        return not (
+            self.acs_configured or self.speech_configured or self.azure_openai_endpoint or self.cosmos_configured
+        )
+
+    def selection(self) -> dict[str, str]:
+        """Which implementation each component uses; logged once at start."""
+        return {
+            "mode": "embedded" if self.embedded else "azure",
+            "redis": "external" if self.redis_url else "embedded-valkey",
+            "call_control": "acs" if self.acs_configured else "local-acs",
+            "call_records": "cosmos" if self.cosmos_configured else "sqlite",
+            "pipeline": self.pipeline.value,
+            "stt": self.resolved_stt,
+            "tts": self.resolved_tts,
+            "chat": self.resolved_chat,
+        }
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    loc = error.get("loc") or ()
+    message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+    if loc:
+        return f"Invalid setting {str(loc[0]).upper()}: {message}"
+    return f"Invalid settings: {message}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read and validate settings. Raises SettingsError with one line naming the setting.
+
+    The message never includes the offending value: it may be a secret.
+    """
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc.errors(include_input=False)[0])) from None
+
+
+@functools.lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return load_settings()
