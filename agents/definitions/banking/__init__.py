@@ -1,0 +1,1 @@
+"""Banking: a bank's phone line with caller verification and specialist agents (the main demo)."""
