@@ -4,6 +4,9 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from callbacks import health as health_route
+from callbacks import runtime
+
+runtime.startup()
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 

@@ -1,4 +1,7 @@
-"""`python -m media_host`: read settings, connect shared services, serve until SIGTERM/SIGINT."""
+"""`python -m media_host`: read settings, load agents, connect shared services, serve until SIGTERM/SIGINT.
+
+SIGHUP reloads the agent definitions; calls in progress keep the version they started with.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import sys
 
 from redis.exceptions import RedisError
 
+from agents import AgentLibrary, AgentLoadError
 from media_host.server import MediaHost
 from switchboard.logs import configure_logging
 from switchboard.redis_server import RedisServerError
@@ -18,13 +22,21 @@ from switchboard.settings import Settings, SettingsError, load_settings
 log = logging.getLogger("media_host")
 
 
-async def serve(settings: Settings) -> None:
+async def serve(settings: Settings, library: AgentLibrary) -> None:
     services = await open_services(settings)
-    host = MediaHost(settings, services)
+    host = MediaHost(settings, services, library)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    reloads: set[asyncio.Task[None]] = set()
+
+    def on_sighup() -> None:
+        task = loop.create_task(host.reload_agents())
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, on_sighup)
     try:
         await host.run(stop)
     finally:
@@ -40,7 +52,14 @@ def main() -> int:
     configure_logging(settings.log_level, settings.log_format)
     log.info("starting", extra=settings.selection())
     try:
-        asyncio.run(serve(settings))
+        library = AgentLibrary.load(settings.agents_dir)
+    except AgentLoadError as exc:
+        print(f"media_host: cannot start: {exc}", file=sys.stderr)
+        return 1
+    log.info("agents loaded", extra={"version": library.current.version,
+                                     "scenarios": ",".join(library.current.scenarios)})
+    try:
+        asyncio.run(serve(settings, library))
     except (RedisServerError, RedisError, OSError) as exc:
         log.error("cannot start: %s", exc)
         return 1

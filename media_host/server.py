@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
+from agents import AgentLibrary, AgentLoadError
 from media_host.http import json_response
 from switchboard import __version__
 from switchboard.services import SharedServices
@@ -29,9 +30,11 @@ WsHandler = Callable[[ServerConnection], Awaitable[None]]
 
 
 class MediaHost:
-    def __init__(self, settings: Settings, services: SharedServices) -> None:
+    def __init__(self, settings: Settings, services: SharedServices, agents: AgentLibrary) -> None:
         self.settings = settings
         self.services = services
+        self.agents = agents
+        self.agent_reload_failures = 0
         self.started_at = time.monotonic()
         self.draining = False
         self.port: int | None = None
@@ -81,8 +84,20 @@ class MediaHost:
             "status": "draining" if self.draining else "ok",
             "version": __version__,
             "active_calls": self.active_connections,
+            "agents_version": self.agents.current.version,
+            "agent_reload_failures": self.agent_reload_failures,
             "uptime_s": round(time.monotonic() - self.started_at, 1),
         })
+
+    async def reload_agents(self) -> None:
+        """Load the agent definitions again; calls in progress keep the version they started with."""
+        try:
+            catalog = await asyncio.to_thread(self.agents.reload)
+        except AgentLoadError as exc:
+            self.agent_reload_failures += 1
+            log.error("agent reload failed; keeping version %s\n%s", self.agents.current.version, exc)
+            return
+        log.info("agents reloaded", extra={"version": catalog.version, "scenarios": ",".join(catalog.scenarios)})
 
     # --- lifecycle -----------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event, on_ready: Callable[[int], None] | None = None) -> None:
