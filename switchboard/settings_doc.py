@@ -48,14 +48,28 @@ def example_settings() -> dict[str, Any]:
     return {"IsEncrypted": False, "Values": values, "Host": {"LocalHttpPort": 7071, "CORS": "*"}}
 
 
+TABLE_START, TABLE_END = "<!-- settings-table:start -->", "<!-- settings-table:end -->"
+
+
+def write_docs(root: Path = PROJECT_ROOT) -> None:
+    """Rewrite the README's settings table (between its markers) and local.settings.json.example."""
+    readme = root / "README.md"
+    text = readme.read_text()
+    start, end = text.index(TABLE_START) + len(TABLE_START), text.index(TABLE_END)
+    readme.write_text(f"{text[:start]}\n{settings_table()}\n{text[end:]}")
+    (root / "local.settings.json.example").write_text(json.dumps(example_settings(), indent=2) + "\n")
+
+
 def main(argv: list[str]) -> int:
     what = argv[0] if argv else "table"
     if what == "table":
         print(settings_table())
     elif what == "example":
         print(json.dumps(example_settings(), indent=2))
+    elif what == "write":
+        write_docs()
     else:
-        print("usage: python -m switchboard.settings_doc table|example", file=sys.stderr)
+        print("usage: python -m switchboard.settings_doc table|example|write", file=sys.stderr)
         return 2
     return 0
 

@@ -10,12 +10,12 @@ from switchboard.settings_doc import example_settings, settings_table
 
 def test_readme_has_the_current_settings_table() -> None:
     readme = (PROJECT_ROOT / "README.md").read_text()
-    assert settings_table() in readme, "regenerate with: python -m switchboard.settings_doc table"
+    assert settings_table() in readme, "regenerate with: make settings-doc"
 
 
 def test_example_file_lists_every_setting_with_its_default() -> None:
     example = json.loads((PROJECT_ROOT / "local.settings.json.example").read_text())
-    assert example == example_settings(), "regenerate with: python -m switchboard.settings_doc example"
+    assert example == example_settings(), "regenerate with: make settings-doc"
     for name in Settings.model_fields:
         assert name.upper() in example["Values"]
 
