@@ -13,7 +13,12 @@ import sys
 from redis.exceptions import RedisError
 
 from agents import AgentLibrary, AgentLoadError
+from media_host.pipelines.factory import pipeline_factory
 from media_host.server import MediaHost
+from media_host.telemetry import setup_tracing
+from media_host.transports.acs import AcsAdapter
+from media_host.transports.audiocodes import AudioCodesAdapter
+from media_host.transports.browser import BrowserAdapter, register_routes
 from switchboard.logs import configure_logging
 from switchboard.redis_server import RedisServerError
 from switchboard.services import open_services
@@ -21,10 +26,14 @@ from switchboard.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("media_host")
 
+ADAPTERS = [AcsAdapter, AudioCodesAdapter, BrowserAdapter]
+
 
 async def serve(settings: Settings, library: AgentLibrary) -> None:
+    pipelines = pipeline_factory(settings, library)
     services = await open_services(settings)
-    host = MediaHost(settings, services, library)
+    host = MediaHost(settings, services, library, pipelines=pipelines, adapters=ADAPTERS)
+    register_routes(host)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -50,12 +59,17 @@ def main() -> int:
         print(f"media_host: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_format)
+    setup_tracing(settings)
     log.info("starting", extra=settings.selection())
     try:
         library = AgentLibrary.load(settings.agents_dir)
+        pipeline_factory(settings, library)  # fail at start, not on the first call
     except AgentLoadError as exc:
         print(f"media_host: cannot start: {exc}", file=sys.stderr)
         return 1
+    except SettingsError as exc:
+        print(f"media_host: {exc}", file=sys.stderr)
+        return 2
     log.info("agents loaded", extra={"version": library.current.version,
                                      "scenarios": ",".join(library.current.scenarios)})
     try:

@@ -1,8 +1,9 @@
-"""The media host's server: plain HTTP routes and WebSocket routes on one asyncio listener.
+"""The media host's server: plain HTTP routes and WebSocket transports on one asyncio listener.
 
-Transports register WebSocket routes; health and metrics are HTTP routes. On stop, the host drains:
-it refuses new connections, lets calls in progress finish up to the grace period, then closes the
-rest with 1001 and a reason.
+Each transport adapter authorises its upgrade request here, so a missing or forged token is an HTTP
+401 and never becomes a socket. Calls beyond MEDIA_MAX_CALLS are turned away the way their protocol
+expects. On stop the host drains: it refuses new connections, lets calls in progress finish up to
+the grace period, then closes the rest with 1001 and a reason.
 """
 
 from __future__ import annotations
@@ -18,50 +19,83 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
 from agents import AgentLibrary, AgentLoadError
-from media_host.http import json_response
+from media_host.channel import CallChannel, CallInfo
+from media_host.control_plane import ControlPlane, SessionControlPlane
+from media_host.http import HttpCapableConnection, json_response, method_of, text_response
+from media_host.metrics import Labels, MediaMetrics
+from media_host.pipelines import Pipeline, PipelineFactory
+from media_host.transports.base import Admission, CloseCode, Rejected, WireAdapter
+from media_host.transports.runner import open_call, run_call
 from switchboard import __version__
 from switchboard.services import SharedServices
+from switchboard.session_store import SessionStore
 from switchboard.settings import Settings
 
 log = logging.getLogger(__name__)
 
 HttpHandler = Callable[[Request], Awaitable[Response]]
-WsHandler = Callable[[ServerConnection], Awaitable[None]]
+CALL_STATS = ("frames_in", "frames_out", "late_frames", "dropped_frames", "barge_ins")
 
 
 class MediaHost:
-    def __init__(self, settings: Settings, services: SharedServices, agents: AgentLibrary) -> None:
+    def __init__(self, settings: Settings, services: SharedServices, agents: AgentLibrary, *,
+                 pipelines: PipelineFactory, adapters: list[type[WireAdapter]],
+                 control_plane: ControlPlane | None = None) -> None:
         self.settings = settings
         self.services = services
         self.agents = agents
-        self.agent_reload_failures = 0
+        self.pipelines = pipelines
+        self.control_plane = control_plane or SessionControlPlane(services.store)
+        self.metrics = MediaMetrics(self._active_by_transport, self._playout_depth)
         self.started_at = time.monotonic()
         self.draining = False
         self.port: int | None = None
-        self._http: dict[str, HttpHandler] = {"/health": self._health}
-        self._ws: dict[str, WsHandler] = {}
-        self._server: Server | None = None
-        self._active: set[ServerConnection] = set()
+        self.agent_reload_failures = 0
+        self._adapters = {adapter.path: adapter for adapter in adapters}
+        self._http: dict[str, HttpHandler] = {"/health": self._health, "/ready": self._ready,
+                                               "/metrics": self._metrics}
+        self._admissions: dict[ServerConnection, Admission] = {}
+        self._sockets: set[ServerConnection] = set()
+        self._calls: dict[CallChannel, str] = {}  # live calls and their transport
+        self._finished: dict[str, dict[str, int]] = {}  # counters of calls that ended, by transport
         self._idle = asyncio.Event()
         self._idle.set()
+        self._stop: asyncio.Event | None = None
+        self.stopped = asyncio.Event()  # set once the host has drained and closed its listener
+
+    # --- what adapters use (transports.base.HostServices) ----------------------------------------
+    @property
+    def store(self) -> SessionStore:
+        return self.services.store
+
+    def at_capacity(self) -> bool:
+        return len(self._calls) >= self.settings.media_max_calls
+
+    def pipeline_for(self, info: CallInfo) -> Pipeline:
+        return self.pipelines(info)
 
     # --- routing -------------------------------------------------------------------------------
     def add_http_route(self, path: str, handler: HttpHandler) -> None:
         self._http[path] = handler
 
-    def add_ws_route(self, path: str, handler: WsHandler) -> None:
-        self._ws[path] = handler
-
     @property
     def active_connections(self) -> int:
-        """WebSocket sessions currently inside a handler (calls, browser sessions)."""
-        return len(self._active)
+        return len(self._sockets)
 
     async def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         path = urlsplit(request.path).path
-        if path in self._ws:
+        adapter = self._adapters.get(path)
+        if adapter is not None:
+            if method_of(request) != "GET":
+                return json_response(405, {"error": "method_not_allowed", "detail": "WebSocket upgrades are GET"})
             if self.draining:
                 return json_response(503, {"error": "draining", "detail": "host is shutting down"})
+            try:
+                self._admissions[connection] = await adapter.authorize(request, self)
+            except Rejected as exc:
+                self.metrics.errors.inc(transport=adapter.transport, kind=exc.error)
+                log.warning("upgrade refused: %s", exc.detail, extra={"transport": adapter.transport})
+                return json_response(exc.status, {"error": exc.error, "detail": exc.detail})
             return None  # go on with the WebSocket upgrade
         handler = self._http.get(path)
         if handler is None:
@@ -69,26 +103,81 @@ class MediaHost:
         return await handler(request)
 
     async def _dispatch(self, connection: ServerConnection) -> None:
-        handler = self._ws[urlsplit(connection.request.path).path]  # type: ignore[union-attr]
-        self._active.add(connection)
+        path = urlsplit(connection.request.path).path  # type: ignore[union-attr]
+        adapter = self._adapters[path](connection, self, self._admissions.pop(connection, Admission()))
+        self._sockets.add(connection)
         self._idle.clear()
         try:
-            await handler(connection)
+            if self.at_capacity():
+                self.metrics.errors.inc(transport=adapter.transport, kind="over_capacity")
+                log.warning("call refused: over capacity", extra={"transport": adapter.transport})
+                await adapter.refuse("over capacity")
+                return
+            opened = await open_call(adapter, self)
+            if opened is None:
+                return
+            channel, pipeline = opened
+            self._calls[channel] = adapter.transport
+            await run_call(adapter, channel, pipeline, self, self._call_ended)
         finally:
-            self._active.discard(connection)
-            if not self._active:
+            self._sockets.discard(connection)
+            if not self._sockets:
                 self._idle.set()
+
+    def _call_ended(self, channel: CallChannel, outcome: str) -> None:
+        transport = self._calls.pop(channel, channel.info.transport)
+        totals = self._finished.setdefault(transport, dict.fromkeys(CALL_STATS, 0))
+        for stat in CALL_STATS:
+            totals[stat] += _stat(channel, stat)
+        self.metrics.calls.inc(transport=transport, outcome=outcome)
+
+    # --- metrics -------------------------------------------------------------------------------
+    def _active_by_transport(self) -> dict[Labels, float]:
+        counts: dict[Labels, float] = {(("transport", t),): 0 for t in {a.transport for a in self._adapters.values()}}
+        for transport in self._calls.values():
+            counts[(("transport", transport),)] += 1
+        return counts
+
+    def _playout_depth(self) -> dict[Labels, float]:
+        return {(): float(sum(c.playout.queued_frames for c in self._calls))}
+
+    def call_stat(self, stat: str) -> dict[Labels, float]:
+        """A per-call counter summed over finished and live calls, by transport (scraped, never pushed)."""
+        totals: dict[Labels, float] = {}
+        for transport, stats in self._finished.items():
+            totals[(("transport", transport),)] = float(stats[stat])
+        for channel, transport in self._calls.items():
+            key = (("transport", transport),)
+            totals[key] = totals.get(key, 0.0) + _stat(channel, stat)
+        return totals
+
+    async def _metrics(self, _request: Request) -> Response:
+        return text_response(200, self.metrics.render(self.call_stat),
+                             content_type="text/plain; version=0.0.4; charset=utf-8")
 
     async def _health(self, _request: Request) -> Response:
         return json_response(200, {
             "status": "draining" if self.draining else "ok",
             "version": __version__,
-            "active_calls": self.active_connections,
+            "active_calls": len(self._calls),
             "agents_version": self.agents.current.version,
             "agent_reload_failures": self.agent_reload_failures,
             "uptime_s": round(time.monotonic() - self.started_at, 1),
         })
 
+    async def _ready(self, _request: Request) -> Response:
+        try:
+            redis_ok = await asyncio.wait_for(self.store.ping(), timeout=1.0)
+        except Exception:  # any failure to answer is "not ready"; the reason is logged, not returned
+            log.warning("readiness: redis unreachable", exc_info=True)
+            redis_ok = False
+        ready = redis_ok and not self.draining
+        return json_response(200 if ready else 503, {
+            "status": "ready" if ready else "not_ready", "redis": "ok" if redis_ok else "unreachable",
+            "agents_version": self.agents.current.version, "draining": self.draining,
+        })
+
+    # --- agents --------------------------------------------------------------------------------
     async def reload_agents(self) -> None:
         """Load the agent definitions again; calls in progress keep the version they started with."""
         try:
@@ -100,7 +189,13 @@ class MediaHost:
         log.info("agents reloaded", extra={"version": catalog.version, "scenarios": ",".join(catalog.scenarios)})
 
     # --- lifecycle -----------------------------------------------------------------------------
+    def request_stop(self) -> None:
+        """Start the drain, as SIGTERM does."""
+        if self._stop is not None:
+            self._stop.set()
+
     async def run(self, stop: asyncio.Event, on_ready: Callable[[int], None] | None = None) -> None:
+        self._stop = stop
         async with serve(
             self._dispatch,
             self.settings.media_host_bind,
@@ -108,10 +203,12 @@ class MediaHost:
             process_request=self._process_request,
             server_header=None,
             compression=None,  # audio does not compress; deflate only costs CPU per frame
+            max_size=self.settings.media_max_message_bytes,
+            create_connection=HttpCapableConnection,  # HTTP routes may be POSTs with a body
         ) as server:
-            self._server = server
             self.port = int(next(iter(server.sockets)).getsockname()[1])
-            log.info("media host listening", extra={"bind": self.settings.media_host_bind, "port": self.port})
+            log.info("media host listening", extra={"bind": self.settings.media_host_bind, "port": self.port,
+                                                    "transports": ",".join(sorted(self._adapters))})
             if on_ready is not None:
                 on_ready(self.port)
             await stop.wait()
@@ -122,10 +219,19 @@ class MediaHost:
         server.close(close_connections=False)  # stop accepting; calls in progress carry on
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._idle.wait(), timeout=self.settings.shutdown_grace_seconds)
-        remaining = list(self._active)
+        remaining = list(self._sockets)
         if remaining:
             log.warning("drain deadline reached, closing calls", extra={"calls": len(remaining)})
-            await asyncio.gather(*(c.close(1001, "server shutting down") for c in remaining),
+            await asyncio.gather(*(c.close(CloseCode.GOING_AWAY, "server shutting down") for c in remaining),
                                  return_exceptions=True)
         await server.wait_closed()
+        self.stopped.set()
         log.info("media host stopped")
+
+
+def _stat(channel: CallChannel, stat: str) -> int:
+    if stat == "frames_out":
+        return channel.playout.frames_sent
+    if stat == "late_frames":
+        return channel.playout.late_frames
+    return int(getattr(channel, stat))

@@ -40,6 +40,13 @@ class ChatEngine(StrEnum):
 class Pipeline(StrEnum):
     CASCADE = "cascade"
     REALTIME = "realtime"
+    ECHO = "echo"  # passthrough: proves the telephony path without engines
+
+
+class TraceExporter(StrEnum):
+    NONE = "none"
+    CONSOLE = "console"
+    OTLP = "otlp"
 
 
 class RealtimeFlavor(StrEnum):
@@ -90,6 +97,10 @@ class Settings(BaseSettings):
     acs_resource_id: str | None = Field(
         None, description="ACS immutable resource id: enables JWT checks on callbacks and media sockets."
     )
+    acs_jwks_url: str = Field("https://acscallautomation.communication.azure.com/calling/keys",
+                              description="Where ACS publishes the keys its JWTs are signed with.")
+    acs_jwt_issuer: str = Field("https://acscallautomation.communication.azure.com",
+                                description="The issuer ACS JWTs must carry.")
     callback_base_url: str | None = Field(None, description="Public base URL of the Function App.")
     media_host_public_url: str | None = Field(None, description="Public wss:// base URL of the media host.")
 
@@ -115,7 +126,11 @@ class Settings(BaseSettings):
     cosmos_container: str = Field("calls", description="Cosmos DB container for call records.")
 
     # --- engine selection ----------------------------------------------------------------------
-    pipeline: Pipeline = Field(Pipeline.CASCADE, description="`cascade` (STT, LLM, TTS) or `realtime`.")
+    pipeline: Pipeline = Field(
+        Pipeline.ECHO, description="`cascade` (STT, LLM, TTS), `realtime` (speech to speech) or `echo` (passthrough)."
+    )
+    echo_prompt_ms: int = Field(2000, ge=0, le=60000, description="Tone the echo pipeline plays first (0: none).")
+    default_scenario: str = Field("banking", description="Scenario for calls whose number or bot maps to none.")
     stt_engine: Engine = Field(Engine.AUTO, description="`auto`, `embedded` or `azure`.")
     tts_engine: Engine = Field(Engine.AUTO, description="`auto`, `embedded` or `azure`.")
     chat_engine: ChatEngine = Field(
@@ -127,6 +142,19 @@ class Settings(BaseSettings):
     media_host_bind: str = Field("127.0.0.1", description="Address the media host listens on.")
     media_host_port: int = Field(8765, ge=0, le=65535, description="Port the media host listens on.")
     shutdown_grace_seconds: float = Field(30.0, ge=0, description="SIGTERM drain deadline for calls.")
+    media_max_calls: int = Field(200, ge=1, description="Concurrent calls; beyond it new sockets are refused.")
+    media_max_message_bytes: int = Field(262144, ge=4096, description="Largest WebSocket message accepted.")
+    media_idle_timeout_seconds: float = Field(30.0, gt=0, description="Close a call socket silent this long.")
+    media_open_timeout_seconds: float = Field(10.0, gt=0, description="Time a new socket has to start its call.")
+    audiocodes_bot_token: SecretStr | None = Field(
+        None, description="Bearer token AudioCodes VoiceAI Connect sends; unset disables `/ws`."
+    )
+    audiocodes_idle_timeout_seconds: float = Field(
+        300.0, gt=0, description="Idle timeout for AudioCodes calls (VAIC pauses its stream during transfers)."
+    )
+    browser_token_ttl_seconds: int = Field(300, ge=30, description="How long a browser call token may be used.")
+    otel_traces_exporter: TraceExporter = Field(TraceExporter.NONE, description="`none`, `console` or `otlp`.")
+    otel_exporter_otlp_endpoint: str | None = Field(None, description="OTLP/HTTP traces endpoint, when `otlp`.")
 
     # --- validators ----------------------------------------------------------------------------
     @field_validator("redis_url")
@@ -135,7 +163,8 @@ class Settings(BaseSettings):
         return _check_url(v, {"redis", "rediss", "unix"}, "Redis")
 
     @field_validator("acs_endpoint", "callback_base_url", "speech_endpoint", "azure_openai_endpoint",
-                     "openai_base_url", "cosmos_endpoint")
+                     "openai_base_url", "cosmos_endpoint", "acs_jwks_url", "acs_jwt_issuer",
+                     "otel_exporter_otlp_endpoint")
     @classmethod
     def _http_url(cls, v: str | None) -> str | None:
         return _check_url(v, {"http", "https"}, "http(s)")

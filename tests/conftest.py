@@ -34,3 +34,4 @@ async def store(redis_url: str) -> AsyncIterator[SessionStore]:
     if keys:
         await s.redis.delete(*keys)
     await s.close()
+

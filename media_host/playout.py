@@ -1,0 +1,130 @@
+"""The outbound audio of one call: paced at real time, flushable at once, and aware of what was heard.
+
+The far end (ACS, a gateway, a browser) plays what it receives from its own buffer. We keep that buffer
+shallow but never empty: a frame is released when the far end holds less than `lead` of audio. That
+absorbs network jitter, bounds how much audio a barge-in can leave playing there, and lets us compute
+what the caller has actually heard: everything sent minus what the far end still holds.
+
+`_ear` is the time at which the caller will have heard everything sent so far.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class UtteranceEnd:
+    """A marker in the queue: the audio of one agent utterance ends here (AudioCodes stops its stream)."""
+
+    utterance: int
+
+
+PlayoutItem = bytes | UtteranceEnd
+
+
+class PlayoutQueue:
+    def __init__(self, frame_ms: int = 20, lead_ms: int = 60, late_tolerance_ms: float = 10.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._frame_s = frame_ms / 1000
+        self._lead_s = lead_ms / 1000
+        self._late_s = late_tolerance_ms / 1000
+        self._clock = clock
+        self._items: deque[PlayoutItem] = deque()
+        self._frames_queued = 0
+        self._wake = asyncio.Event()
+        self._ear = 0.0
+        self._utterance = 0
+        self._utterance_sent_frames = 0
+        self._starved = True  # nothing was waiting: the first frame after a gap cannot be late
+        self._generation = 0  # bumped by flush(), so a sender sleeping on the old schedule starts over
+        self.frames_sent = 0
+        self.late_frames = 0
+
+    # --- producer side (the pipeline, through the channel) ---------------------------------------
+    def push_frames(self, frames: list[bytes]) -> None:
+        if frames:
+            self._items.extend(frames)
+            self._frames_queued += len(frames)
+            self._wake.set()
+
+    def start_utterance(self) -> int:
+        """Begin tracking a new agent utterance; returns its number."""
+        self._utterance += 1
+        self._utterance_sent_frames = 0
+        return self._utterance
+
+    def end_utterance(self) -> None:
+        self._items.append(UtteranceEnd(self._utterance))
+        self._wake.set()
+
+    def flush(self) -> float:
+        """Drop everything not yet sent (barge-in). Returns the ms of the current utterance heard.
+
+        The transport is expected to flush its own buffer as well (StopAudio), so the far end now
+        holds nothing.
+        """
+        heard = self.heard_ms()
+        self._items.clear()
+        self._frames_queued = 0
+        self._generation += 1
+        self._ear = min(self._ear, self._clock())
+        return heard
+
+    # --- state ---------------------------------------------------------------------------------
+    @property
+    def queued_frames(self) -> int:
+        return self._frames_queued
+
+    @property
+    def queued_ms(self) -> float:
+        return self._frames_queued * self._frame_s * 1000
+
+    @property
+    def playing(self) -> bool:
+        """Audio is queued here or still playing at the far end."""
+        return self._frames_queued > 0 or self._ear > self._clock()
+
+    def heard_ms(self) -> float:
+        """How much of the current utterance the caller has heard by now."""
+        buffered = max(0.0, self._ear - self._clock())
+        return max(0.0, self._utterance_sent_frames * self._frame_s - buffered) * 1000
+
+    # --- consumer side (the transport's sender task) ---------------------------------------------
+    async def next_item(self) -> PlayoutItem:
+        """The next frame (or marker), released when it is due.
+
+        A frame is late when it was waiting here and we released it more than the tolerance after it
+        was due. A frame that arrives after the far end ran dry is not late: the source was slow.
+        """
+        while True:
+            if not self._items:
+                self._starved = True
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            if isinstance(self._items[0], UtteranceEnd):
+                return self._items.popleft()
+            due = self._ear - self._lead_s
+            now = self._clock()
+            if due > now:
+                generation = self._generation
+                await asyncio.sleep(due - now)
+                if generation != self._generation or not self._items:
+                    continue  # flushed while waiting: the schedule starts over
+                now = self._clock()
+            if not self._starved and now - due > self._late_s:
+                self.late_frames += 1
+            self._starved = False
+            item = self._items.popleft()
+            if isinstance(item, UtteranceEnd):
+                return item
+            self._frames_queued -= 1
+            self._ear = max(self._ear, now) + self._frame_s
+            self._utterance_sent_frames += 1
+            self.frames_sent += 1
+            return item

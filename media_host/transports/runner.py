@@ -1,0 +1,148 @@
+"""Runs one call on one socket, whatever the transport: bind, pump audio and events, end cleanly.
+
+Five tasks per call: the reader (wire to channel), the audio sender (playout to wire), the control
+sender (events to wire), the pipeline, and an idle watchdog. The first to finish decides how the
+call ends; the rest are cancelled. Whatever happens, only this socket is affected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+
+from websockets.exceptions import ConnectionClosed
+
+from media_host.channel import CallChannel
+from media_host.events import CallerHungUp, CallStarted
+from media_host.pipelines import Pipeline
+from media_host.playout import UtteranceEnd
+from media_host.telemetry import call_span
+from media_host.transports.base import CloseCode, HostServices, NotACall, ProtocolViolation, WireAdapter
+from switchboard.logs import bind_call
+
+log = logging.getLogger(__name__)
+
+PIPELINE_GRACE_S = 2.0  # after the caller's socket closes, time for the pipeline to record the end
+
+
+async def _read(adapter: WireAdapter, channel: CallChannel) -> None:
+    async for message in adapter.ws:
+        await adapter.on_message(message, channel)
+
+
+async def _send_audio(adapter: WireAdapter, channel: CallChannel) -> None:
+    playout = channel.playout
+    while True:
+        item = await playout.next_item()
+        if isinstance(item, UtteranceEnd):
+            await adapter.send_utterance_end(item)
+        else:
+            await adapter.send_audio(item)
+
+
+async def _send_control(adapter: WireAdapter, channel: CallChannel) -> None:
+    while True:
+        await adapter.send_control(await channel.next_control(), channel)
+
+
+async def _watchdog(channel: CallChannel, idle_timeout: float) -> None:
+    while True:
+        await asyncio.sleep(min(1.0, idle_timeout / 4))
+        if time.monotonic() - channel.last_inbound_at > idle_timeout:
+            raise ProtocolViolation(CloseCode.GOING_AWAY, f"idle timeout: nothing received for {idle_timeout:g} s",
+                                    "idle_timeout")
+
+
+async def open_call(adapter: WireAdapter, host: HostServices) -> tuple[CallChannel, Pipeline] | None:
+    """Read the opening messages and build the channel; on failure close the socket and return None."""
+    timeout = host.settings.media_open_timeout_seconds
+    try:
+        info = await asyncio.wait_for(adapter.open(), timeout=timeout)
+    except TimeoutError:
+        await _fail(adapter, host, ProtocolViolation(CloseCode.POLICY, f"no call started within {timeout:g} s",
+                                                     "open_timeout"))
+        return None
+    except ProtocolViolation as violation:
+        await _fail(adapter, host, violation)
+        return None
+    except (ConnectionClosed, NotACall):
+        return None
+    except Exception:  # the store is down, a bug in an adapter: this socket only, counted and logged
+        log.exception("could not open the call", extra={"transport": adapter.transport})
+        await _fail(adapter, host, ProtocolViolation(CloseCode.INTERNAL, "internal error", "internal"))
+        return None
+    try:
+        pipeline = host.pipeline_for(info)
+        channel = CallChannel(info, store=host.store, catalog=host.agents.current,
+                              inbound_rate=pipeline.inbound_rate, outbound_rate=pipeline.outbound_rate)
+    except Exception:
+        log.exception("could not start the pipeline", extra={"transport": adapter.transport})
+        await _fail(adapter, host, ProtocolViolation(CloseCode.INTERNAL, "internal error", "pipeline_start"))
+        return None
+    return channel, pipeline
+
+
+async def _fail(adapter: WireAdapter, host: HostServices, violation: ProtocolViolation) -> None:
+    host.metrics.errors.inc(transport=adapter.transport, kind=violation.kind)
+    log.warning("closing socket: %s", violation.reason, extra={"transport": adapter.transport,
+                                                                 "kind": violation.kind})
+    with contextlib.suppress(ConnectionClosed):
+        await adapter.finish(violation.code, violation.reason)
+
+
+async def run_call(adapter: WireAdapter, channel: CallChannel, pipeline: Pipeline, host: HostServices,
+                   on_end: Callable[[CallChannel, str], None]) -> None:
+    info = channel.info
+    outcome = "completed"
+    with bind_call(info.call_id, info.correlation_id), call_span(info):
+        log.info("call connected", extra={"transport": adapter.transport, "wire_rate": info.wire_rate,
+                                          "resumed": info.resumed})
+        channel.feed_event(CallStarted(dict(info.parameters)))
+        reader = asyncio.create_task(_read(adapter, channel), name="reader")
+        runner = asyncio.create_task(pipeline.run(channel), name="pipeline")
+        tasks = {reader, runner,
+                 asyncio.create_task(_send_audio(adapter, channel), name="audio"),
+                 asyncio.create_task(_send_control(adapter, channel), name="control"),
+                 asyncio.create_task(_watchdog(channel, adapter.idle_timeout()), name="watchdog")}
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            first = done.pop()
+            error = first.exception()
+            if first is reader and error is None:  # the far end closed the socket
+                if not channel.agent_hung_up:
+                    channel.feed_event(CallerHungUp("socket closed"))
+                await asyncio.wait({runner}, timeout=PIPELINE_GRACE_S)
+                outcome = channel.outcome("caller_hung_up")
+            elif first is runner and error is None:
+                await _drain_control(adapter, channel)
+                await adapter.finish(CloseCode.NORMAL, "call ended")
+                outcome = channel.outcome("completed")
+            elif isinstance(error, ProtocolViolation):
+                outcome = f"closed:{error.kind}"
+                await _fail(adapter, host, error)
+            elif isinstance(error, ConnectionClosed):
+                outcome = "connection_lost"
+            elif error is not None:
+                outcome = "error"
+                host.metrics.errors.inc(transport=adapter.transport, kind="internal")
+                log.error("call failed in %s", first.get_name(), exc_info=error)
+                await adapter.finish(CloseCode.INTERNAL, "internal error")
+        except ConnectionClosed:
+            outcome = "connection_lost"
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            on_end(channel, outcome)
+            log.info("call ended", extra={"outcome": outcome, "frames_in": channel.frames_in,
+                                          "frames_out": channel.playout.frames_sent,
+                                          "late_frames": channel.playout.late_frames})
+
+
+async def _drain_control(adapter: WireAdapter, channel: CallChannel) -> None:
+    """Send the events the pipeline queued just before it returned (a hang-up or a transfer)."""
+    for event in channel.drain_control():
+        await adapter.send_control(event, channel)
