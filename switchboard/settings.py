@@ -152,6 +152,9 @@ class Settings(BaseSettings):
     audiocodes_idle_timeout_seconds: float = Field(
         300.0, gt=0, description="Idle timeout for AudioCodes calls (VAIC pauses its stream during transfers)."
     )
+    browser_access_key: SecretStr | None = Field(
+        None, description="Bearer key for creating browser calls; unset: open in the embedded default, else off."
+    )
     browser_token_ttl_seconds: int = Field(300, ge=30, description="How long a browser call token may be used.")
     otel_traces_exporter: TraceExporter = Field(TraceExporter.NONE, description="`none`, `console` or `otlp`.")
     otel_exporter_otlp_endpoint: str | None = Field(None, description="OTLP/HTTP traces endpoint, when `otlp`.")

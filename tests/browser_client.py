@@ -21,9 +21,11 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 
-def http_request(method: str, url: str, body: bytes | None = None, within: float = 5.0) -> tuple[int, dict[str, Any]]:
+def http_request(method: str, url: str, body: bytes | None = None, within: float = 5.0,
+                 headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
     """One blocking HTTP request with a JSON answer: (status, body). Run it in a thread from async code."""
-    request = urllib.request.Request(url, data=body, method=method, headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(url, data=body, method=method,
+                                     headers={"Content-Type": "application/json", **(headers or {})})
     try:
         with urllib.request.urlopen(request, timeout=within) as response:
             return response.status, json.loads(response.read())

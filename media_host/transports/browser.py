@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 import time
 import uuid
@@ -238,20 +239,29 @@ def register_routes(host: MediaHost) -> None:
     host.add_http_route(SESSIONS_PATH, sessions)
 
 
-def _method_and_body(request: Request) -> tuple[str, bytes]:
-    # websockets parses GET handshakes only: its Request has neither a method nor a body. A host that
-    # reads other requests hands over a Request subclass carrying both (`method`, `body`).
-    method = method_of(request)
-    body = body_of(request)
-    return str(method).upper(), bytes(body)
+def _access_refused(host: MediaHost, request: Request) -> Response | None:
+    """Creating calls costs money: open only in the embedded default, else behind BROWSER_ACCESS_KEY."""
+    key = host.settings.browser_access_key
+    if key is None:
+        if host.settings.embedded:
+            return None
+        return json_response(403, {"error": "disabled",
+                                   "detail": "browser calls are disabled: set BROWSER_ACCESS_KEY to enable them"})
+    given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    if not hmac.compare_digest(given.encode(), key.get_secret_value().encode()):
+        host.metrics.errors.inc(transport=BrowserAdapter.transport, kind="unauthorized")
+        return json_response(401, {"error": "unauthorized", "detail": "a valid access key is required"})
+    return None
 
 
 async def handle_sessions_request(host: MediaHost, request: Request) -> Response:
-    method, body = _method_and_body(request)
-    if method != "POST":
+    if method_of(request).upper() != "POST":
         return respond(405, b'{"error": "method_not_allowed", "detail": "use POST"}', "application/json",
                        {"Allow": "POST"})
-    return await create_session(host, body)
+    refused = _access_refused(host, request)
+    if refused is not None:
+        return refused
+    return await create_session(host, body_of(request))
 
 
 def _bad_request(host: MediaHost, error: str, detail: str) -> Response:

@@ -73,8 +73,9 @@ async def new_call(host: MediaHost) -> dict[str, Any]:
     return answer
 
 
-async def post(host: MediaHost, body: bytes) -> tuple[int, dict[str, Any]]:
-    return await asyncio.to_thread(http_request, "POST", f"{http_base(host)}/api/v1/realtime/sessions", body)
+async def post(host: MediaHost, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
+    return await asyncio.to_thread(http_request, "POST", f"{http_base(host)}/api/v1/realtime/sessions", body,
+                                   5.0, headers)
 
 
 def loud(rate: int, ms: int = 20) -> bytes:
@@ -174,6 +175,22 @@ async def test_token_route_is_a_real_post(redis_url: str) -> None:
         status, answer = await post(host, b'{"scenario": "banking"}')
         assert status == 201
         assert answer["scenario"] == "banking"
+
+
+async def test_creating_calls_needs_the_access_key_when_one_is_set(redis_url: str) -> None:
+    async with browser_host(redis_url, browser_access_key="k" * 32) as host:
+        assert (await post(host, b"{}"))[0] == 401
+        assert (await post(host, b"{}", {"Authorization": "Bearer wrong"}))[0] == 401
+        status, answer = await post(host, b"{}", {"Authorization": f"Bearer {'k' * 32}"})
+        assert status == 201
+        assert answer["token"]
+
+
+async def test_creating_calls_is_off_outside_the_embedded_default_without_a_key(redis_url: str) -> None:
+    # Any Azure service configured means production.
+    async with browser_host(redis_url, cosmos_endpoint="https://cosmos.example") as host:
+        status, answer = await post(host, b"{}")
+        assert (status, answer["error"]) == (403, "disabled")
 
 
 async def test_tokens_for_another_purpose_or_expired_are_refused(redis_url: str) -> None:
