@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 REQS := requirements.txt requirements-media.txt requirements-embedded.txt requirements-dev.txt
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit venv clean
+.PHONY: run test lint typecheck unit venv clean settings-doc
 
 # Reinstall only when a requirements file changed; pip's cache keeps wheels and model packages.
 $(STAMP): $(REQS)
@@ -20,6 +20,9 @@ venv: $(STAMP)
 run: $(STAMP)
 	$(PY) -m local_stack
 
+settings-doc: $(STAMP)
+	$(PY) -m switchboard.settings_doc write
+
 lint: $(STAMP)
 	$(PY) -m ruff check .
 
@@ -31,6 +34,11 @@ unit: $(STAMP)
 
 test: lint typecheck
 	$(PY) -m pytest -q
+
+# How many concurrent calls the media host carries in real time (prints a table; never fails on a budget).
+.PHONY: bench-media
+bench-media: $(STAMP)
+	$(PY) -m bench.media_load
 
 clean:
 	rm -rf $(VENV) out .mypy_cache .ruff_cache .pytest_cache

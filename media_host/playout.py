@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 
@@ -29,18 +29,19 @@ PlayoutItem = bytes | UtteranceEnd
 
 class PlayoutQueue:
     def __init__(self, frame_ms: int = 20, lead_ms: int = 60, late_tolerance_ms: float = 10.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         self._frame_s = frame_ms / 1000
         self._lead_s = lead_ms / 1000
         self._late_s = late_tolerance_ms / 1000
         self._clock = clock
-        self._items: deque[PlayoutItem] = deque()
+        self._sleep = sleep
+        self._items: deque[tuple[bytes, float] | UtteranceEnd] = deque()  # frames with the time they were queued
         self._frames_queued = 0
         self._wake = asyncio.Event()
         self._ear = 0.0
         self._utterance = 0
         self._utterance_sent_frames = 0
-        self._starved = True  # nothing was waiting: the first frame after a gap cannot be late
         self._generation = 0  # bumped by flush(), so a sender sleeping on the old schedule starts over
         self.frames_sent = 0
         self.late_frames = 0
@@ -48,7 +49,8 @@ class PlayoutQueue:
     # --- producer side (the pipeline, through the channel) ---------------------------------------
     def push_frames(self, frames: list[bytes]) -> None:
         if frames:
-            self._items.extend(frames)
+            now = self._clock()
+            self._items.extend((frame, now) for frame in frames)
             self._frames_queued += len(frames)
             self._wake.set()
 
@@ -98,33 +100,33 @@ class PlayoutQueue:
     async def next_item(self) -> PlayoutItem:
         """The next frame (or marker), released when it is due.
 
-        A frame is late when it was waiting here and we released it more than the tolerance after it
-        was due. A frame that arrives after the far end ran dry is not late: the source was slow.
+        A frame is late when it is released more than the tolerance after the later of its due time
+        and the time it was queued: a frame that arrives after the far end ran dry is not late (the
+        source was slow), and neither is one queued together with the frame before it.
         """
         while True:
             if not self._items:
-                self._starved = True
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            if isinstance(self._items[0], UtteranceEnd):
-                return self._items.popleft()
+            head = self._items[0]
+            if isinstance(head, UtteranceEnd):
+                self._items.popleft()
+                return head
             due = self._ear - self._lead_s
             now = self._clock()
             if due > now:
                 generation = self._generation
-                await asyncio.sleep(due - now)
+                await self._sleep(due - now)
                 if generation != self._generation or not self._items:
                     continue  # flushed while waiting: the schedule starts over
                 now = self._clock()
-            if not self._starved and now - due > self._late_s:
+            frame, queued_at = head
+            self._items.popleft()
+            if now - max(due, queued_at) > self._late_s:
                 self.late_frames += 1
-            self._starved = False
-            item = self._items.popleft()
-            if isinstance(item, UtteranceEnd):
-                return item
             self._frames_queued -= 1
             self._ear = max(self._ear, now) + self._frame_s
             self._utterance_sent_frames += 1
             self.frames_sent += 1
-            return item
+            return frame

@@ -24,9 +24,11 @@ from tests.conftest import TEST_SECRET
 AUDIOCODES_TOKEN = "test-audiocodes-bot-token-0123456789"
 
 
-def echo_pipelines(prompt_ms: int = 0) -> PipelineFactory:
+def echo_pipelines(prompt_ms: int = 0, max_backlog_ms: float | None = None) -> PipelineFactory:
+    """Echo pipelines for tests. Tests send audio in bursts to check it comes back byte for byte, so by
+    default nothing is dropped (the production echo drops a backlog a live source could never drain)."""
     def make(_info: CallInfo) -> Pipeline:
-        return EchoPipeline(prompt_ms=prompt_ms)
+        return EchoPipeline(prompt_ms=prompt_ms, max_backlog_ms=max_backlog_ms)
     return make
 
 

@@ -33,8 +33,11 @@ class EchoPipeline:
     inbound_rate: int | None = None
     outbound_rate: int | None = None
 
-    def __init__(self, prompt_ms: int = 0, barge_in_rms: float = 0.02, transfer_target: str = "+18005550199") -> None:
+    def __init__(self, prompt_ms: int = 0, barge_in_rms: float = 0.02, transfer_target: str = "+18005550199",
+                 max_backlog_ms: float | None = 40.0) -> None:
+        """`max_backlog_ms`: drop caller audio while this much is already queued (None: never drop)."""
         self.prompt_ms = prompt_ms
+        self.max_backlog_ms = max_backlog_ms
         self.barge_in_rms = barge_in_rms
         self.transfer_target = transfer_target
 
@@ -59,7 +62,10 @@ class EchoPipeline:
                         prompting = False
                         call.start_utterance()
                     continue
-                call.play(item.pcm)
+                # A live source arrives at exactly real time, so a backlog left by a stall would never
+                # drain: it would be added latency for the rest of the call. Drop instead.
+                if self.max_backlog_ms is None or call.playout.queued_ms < self.max_backlog_ms:
+                    call.play(item.pcm)
             elif isinstance(item, DtmfReceived):
                 if "#" in item.digits:
                     call.send(HangUp("caller pressed #"))

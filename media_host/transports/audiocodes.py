@@ -263,7 +263,7 @@ class AudioCodesAdapter(WireAdapter):
         if len(chunk) > (limit + 2) // 3 * 4:
             raise ProtocolViolation(CloseCode.TOO_BIG, "audio chunk longer than 1 s", "frame_too_large")
         try:
-            data = base64.b64decode(chunk, validate=True)
+            data = binascii.a2b_base64(chunk, strict_mode=True)
         except (binascii.Error, ValueError):
             raise ProtocolViolation(CloseCode.INVALID_PAYLOAD, "audioChunk is not valid base64", "bad_base64") from None
         if len(data) > limit:

@@ -70,6 +70,22 @@ async def test_full_stream_with_barge_in(redis_url: str) -> None:
         assert events == []  # the socket closing is not a hang-up request
 
 
+async def test_a_live_echo_drops_the_backlog_a_stall_leaves(redis_url: str) -> None:
+    async with acs_host(redis_url, pipelines=echo_pipelines(max_backlog_ms=40)) as host:
+        _, token = await seed_call(host)
+        assert host.port is not None
+        async with AcsClient(host.port, token) as acs:
+            for n in range(30):  # 600 ms of audio at once, as after a 600 ms stall of the network
+                await acs.send_frame(pattern(n))
+            await asyncio.sleep(0.8)  # let real-time playout run out what it kept
+            await acs.send_frame(pattern(99))
+            await acs.wait_for(lambda r: pattern(99) in r.audio)
+            echoed = acs.received.audio
+        # Only about 40 ms (plus the far end's lead) was kept; the newest frame was not queued behind 600 ms.
+        assert len(echoed) < 10
+        assert echoed[-1] == pattern(99)
+
+
 async def test_outbound_messages_have_the_documented_shape(redis_url: str) -> None:
     expected = json.loads((FIXTURES / "acs_media_out_audio_data.json").read_text())
     stop = json.loads((FIXTURES / "acs_media_out_stop_audio.json").read_text())

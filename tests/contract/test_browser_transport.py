@@ -317,7 +317,7 @@ class ResamplingEcho(EchoPipeline):
 
 async def test_48k_wire_is_resampled_to_and_from_the_pipeline_rate(redis_url: str) -> None:
     def make(_info: CallInfo) -> Pipeline:
-        return ResamplingEcho()
+        return ResamplingEcho(max_backlog_ms=None)  # the test sends 1 s at once
 
     async with running_host(redis_url, adapters=[BrowserAdapter], pipelines=make) as host:
         client = await BrowserClient.connect(ws_url(host, (await new_call(host))["token"]), sample_rate=48000)
