@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
-REQS := requirements.txt requirements-media.txt requirements-embedded.txt requirements-dev.txt
+REQS := requirements.txt requirements-media.txt requirements-embedded.txt requirements-piper.txt requirements-dev.txt
 STAMP := $(VENV)/.installed
 
 .PHONY: run test lint typecheck unit venv clean settings-doc

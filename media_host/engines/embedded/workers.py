@@ -1,0 +1,130 @@
+"""The thread pools the embedded engines compute in, so no model call ever runs on the event loop.
+
+One pool per kind of work, shared by every call of the process:
+
+- **stt** (2 workers by default): Whisper transcriptions. CTranslate2 releases the GIL, and the
+  model is loaded with `num_workers` equal to this pool's size (each worker may encode at once) and
+  `cpu_threads=2`. Measured on the 2-core machine (3 s utterance, 6 queued at once): 1 worker x 2
+  threads gave ~0.50 s per utterance alone and ~0.53 s each back to back; 2 workers x 1 thread
+  ~0.64 s alone (worse for the common single-call case); 2 workers x 2 threads ~0.45 s alone and
+  ~0.40 s per utterance of throughput. A lone caller gets both cores; two callers finishing at once
+  share them instead of one waiting a whole decode for the other.
+- **tts** (1 worker): one *sentence* per job (the engines yield one chunk per sentence), so calls
+  interleave sentence by sentence and the wait behind another call is one sentence (hibari
+  ~20-45 ms on 1 onnxruntime thread, piper ~60-120 ms on 2), while one worker keeps piper's
+  espeak-ng (global state, not thread-safe) single-threaded.
+- **aux** (1 worker): everything else that must not block the loop: building spare silero models.
+
+Pools are created on first use. `configure()` may change the sizes before that (e.g. from
+settings); `shutdown()` at process exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from collections.abc import AsyncGenerator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Final, Literal, TypeVar, cast
+
+T = TypeVar("T")
+
+PoolName = Literal["stt", "tts", "aux"]
+
+DEFAULT_SIZES: Final[dict[PoolName, int]] = {"stt": 2, "tts": 1, "aux": 1}
+
+_lock = threading.Lock()
+_sizes: dict[PoolName, int] = dict(DEFAULT_SIZES)
+_pools: dict[PoolName, ThreadPoolExecutor] = {}
+_END: Final = object()
+
+
+def configure(*, stt: int | None = None, tts: int | None = None, aux: int | None = None) -> None:
+    """Set pool sizes. Only pools not yet created are affected (raises if one already is)."""
+    wanted: dict[PoolName, int | None] = {"stt": stt, "tts": tts, "aux": aux}
+    with _lock:
+        for name, size in wanted.items():
+            if size is None:
+                continue
+            if size < 1:
+                raise ValueError(f"{name} pool size must be at least 1, not {size}")
+            if name in _pools and _sizes[name] != size:
+                raise RuntimeError(f"the {name} pool already runs with {_sizes[name]} workers")
+            _sizes[name] = size
+
+
+def size(name: PoolName) -> int:
+    with _lock:
+        return _sizes[name]
+
+
+def pool(name: PoolName) -> ThreadPoolExecutor:
+    """The process-wide pool `name`, created on first use."""
+    with _lock:
+        executor = _pools.get(name)
+        if executor is None:
+            executor = ThreadPoolExecutor(max_workers=_sizes[name], thread_name_prefix=f"engine-{name}")
+            _pools[name] = executor
+        return executor
+
+
+def shutdown(wait: bool = True) -> None:
+    """Stop every pool (queued jobs are cancelled). Pools are re-created if used again."""
+    with _lock:
+        pools = list(_pools.values())
+        _pools.clear()
+    for executor in pools:
+        executor.shutdown(wait=wait, cancel_futures=True)
+
+
+async def run_in(name: PoolName, fn: Callable[..., T], *args: object) -> T:
+    """`fn(*args)` in pool `name`. Cancelling the await cancels the job if it has not started yet
+    (a running model call cannot be interrupted: it finishes and its result is dropped)."""
+    return await asyncio.wrap_future(pool(name).submit(fn, *args))
+
+
+async def iterate_in(name: PoolName, make: Callable[[], Iterator[T]]) -> AsyncGenerator[T, None]:
+    """Drive a blocking iterator in pool `name`: one `next()` per job, items handed to the loop as
+    they are produced.
+
+    One item is computed ahead: while the consumer handles item n, item n+1 is already being made.
+    When the consumer stops early (barge-in: `aclose()` or cancellation), nothing further is
+    scheduled; the item in flight finishes in its thread and the iterator is closed after it.
+    """
+    executor = pool(name)
+    state: dict[str, Iterator[T]] = {}
+
+    def step() -> T | object:
+        it = state.get("it")
+        if it is None:
+            it = state["it"] = make()
+        return next(it, _END)
+
+    def close() -> None:
+        it = state.pop("it", None)
+        close_it = getattr(it, "close", None)
+        if close_it is not None:
+            close_it()
+
+    def close_after(_: concurrent.futures.Future[T | object]) -> None:
+        try:
+            executor.submit(close)
+        except RuntimeError:  # the pool is shutting down: close here (we are in its thread or after it)
+            close()
+
+    pending = executor.submit(step)
+    try:
+        while True:
+            item = await asyncio.wrap_future(pending)
+            if item is _END:
+                break
+            pending = executor.submit(step)  # prefetch the next item while this one is consumed
+            yield cast(T, item)
+    finally:
+        # Runs on normal end, aclose() and cancellation alike. Closing must wait for the job in flight:
+        # a generator cannot be closed while another thread is inside it.
+        if pending.cancel():
+            close_after(pending)
+        else:
+            pending.add_done_callback(close_after)
