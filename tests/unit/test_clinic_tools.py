@@ -146,6 +146,9 @@ async def test_a_booking_can_be_cancelled_and_rebooked(ctx: ToolContext) -> None
     "my throat is closing up after a bee sting",
     "I've been thinking about self-harm",
     "I have a cough and chest pain",  # a red flag wins over the everyday symptom next to it
+    "my chest hurts",  # nurse_advice's own example phrase
+    "I have a pain in my chest",
+    "my chest is hurting really bad",
 ])
 async def test_red_flags_send_callers_to_emergency_services(ctx: ToolContext, symptom: str) -> None:
     result = await call(ctx, "nurse_advice", symptom=symptom)

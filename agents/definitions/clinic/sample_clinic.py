@@ -151,7 +151,8 @@ EMERGENCY = "Please hang up and call 9 1 1 now."
 TRIAGE: tuple[Advice, ...] = (
     Advice("chest pain", "emergency", f"Chest pain can be a sign of a heart attack. {EMERGENCY} "
            "Don't drive yourself.", ("chest pain", "chest pressure", "chest tightness", "tight chest",
-                                     "heart attack")),
+                                     "heart attack", "chest hurts", "chest is hurting", "chest hurting",
+                                     "pain in my chest", "pain in the chest", "chest ache", "chest aches")),
     Advice("breathing difficulty", "emergency", f"Trouble breathing needs help right away. {EMERGENCY}",
            ("can't breathe", "cannot breathe", "difficulty breathing", "trouble breathing", "short of breath",
             "shortness of breath", "struggling to breathe", "choking", "lips are blue", "lips turning blue")),
