@@ -22,6 +22,10 @@ class ControlPlane(Protocol):
 
     async def request_hangup(self, call_id: str, reason: str) -> None: ...
 
+    async def notify_handoff(self, call_id: str, from_agent: str, to_agent: str, reason: str) -> None:
+        """The media host switched agent (already recorded in the session); the orchestration keeps
+        the durable history and enforces its policy."""
+
 
 class SessionControlPlane:
     """Records requests in the call session; the control plane picks them up from there."""
@@ -37,3 +41,6 @@ class SessionControlPlane:
     async def request_hangup(self, call_id: str, reason: str) -> None:
         await self.store.append_event(call_id, CallEvent(kind="hangup_requested", data={"reason": reason}))
         log.info("hang-up requested", extra={"reason": reason})
+
+    async def notify_handoff(self, call_id: str, from_agent: str, to_agent: str, reason: str) -> None:
+        log.info("agent handoff", extra={"from_agent": from_agent, "to_agent": to_agent})

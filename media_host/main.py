@@ -15,7 +15,10 @@ from collections.abc import Callable
 from redis.exceptions import RedisError
 
 from agents import AgentLibrary, AgentLoadError
-from media_host.pipelines.factory import pipeline_factory
+from media_host.channel import CallInfo
+from media_host.engines.factory import build_engines, check_engines
+from media_host.pipelines.base import Pipeline
+from media_host.pipelines.factory import check_pipeline, pipeline_factory
 from media_host.server import MediaHost
 from media_host.telemetry import setup_tracing
 from media_host.transports.acs import AcsAdapter
@@ -24,6 +27,7 @@ from media_host.transports.browser import BrowserAdapter, register_routes
 from switchboard.logs import configure_logging
 from switchboard.redis_server import RedisServerError
 from switchboard.services import open_services
+from switchboard.settings import Pipeline as PipelineSetting
 from switchboard.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("media_host")
@@ -31,10 +35,15 @@ log = logging.getLogger("media_host")
 ADAPTERS = [AcsAdapter, AudioCodesAdapter, BrowserAdapter]
 
 
+def _not_ready(_info: CallInfo) -> Pipeline:
+    raise RuntimeError("pipelines are set before the host serves")
+
+
 async def serve(settings: Settings, library: AgentLibrary) -> None:
-    pipelines = pipeline_factory(settings, library)
+    engines = await build_engines(settings) if settings.pipeline is PipelineSetting.CASCADE else None
     services = await open_services(settings)
-    host = MediaHost(settings, services, library, pipelines=pipelines, adapters=ADAPTERS)
+    host = MediaHost(settings, services, library, pipelines=_not_ready, adapters=ADAPTERS)
+    host.pipelines = pipeline_factory(settings, engines, host)
     register_routes(host)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -74,7 +83,9 @@ def main() -> int:
     log.info("starting", extra=settings.selection())
     try:
         library = AgentLibrary.load(settings.agents_dir)
-        pipeline_factory(settings, library)  # fail at start, not on the first call
+        check_pipeline(settings)  # fail at start, not on the first call
+        if settings.pipeline is PipelineSetting.CASCADE:
+            check_engines(settings)
     except AgentLoadError as exc:
         print(f"media_host: cannot start: {exc}", file=sys.stderr)
         return 1

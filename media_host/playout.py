@@ -44,7 +44,10 @@ class PlayoutQueue:
         self._utterance_sent_frames = 0
         self._generation = 0  # bumped by flush(), so a sender sleeping on the old schedule starts over
         self.frames_sent = 0
+        self.frames_pushed = 0  # stream position of the next frame queued (flush drops the unsent ones)
         self.late_frames = 0
+        self.first_sent_at: float | None = None  # when the current utterance's first frame went out
+        self.first_sent: dict[int, float] = {}  # the same, by utterance number (the last few)
 
     # --- producer side (the pipeline, through the channel) ---------------------------------------
     def push_frames(self, frames: list[bytes]) -> None:
@@ -52,12 +55,14 @@ class PlayoutQueue:
             now = self._clock()
             self._items.extend((frame, now) for frame in frames)
             self._frames_queued += len(frames)
+            self.frames_pushed += len(frames)
             self._wake.set()
 
     def start_utterance(self) -> int:
         """Begin tracking a new agent utterance; returns its number."""
         self._utterance += 1
         self._utterance_sent_frames = 0
+        self.first_sent_at = None
         return self._utterance
 
     def end_utterance(self) -> None:
@@ -73,6 +78,7 @@ class PlayoutQueue:
         heard = self.heard_ms()
         self._items.clear()
         self._frames_queued = 0
+        self.frames_pushed = self.frames_sent  # positions continue from what was really sent
         self._generation += 1
         self._ear = min(self._ear, self._clock())
         return heard
@@ -90,6 +96,17 @@ class PlayoutQueue:
     def playing(self) -> bool:
         """Audio is queued here or still playing at the far end."""
         return self._frames_queued > 0 or self._ear > self._clock()
+
+    def heard_position(self) -> float:
+        """The stream position (in frames, comparable to `frames_pushed`) the caller has heard up to."""
+        buffered = max(0.0, self._ear - self._clock()) / self._frame_s
+        return max(0.0, self.frames_sent - buffered)
+
+    async def wait_played(self) -> None:
+        """Until everything queued has been sent and played out at the far end."""
+        while self.playing:
+            await self._sleep(max(self._ear - self._clock(), self._frame_s) if not self._frames_queued
+                              else self._frame_s * max(1, self._frames_queued))
 
     def heard_ms(self) -> float:
         """How much of the current utterance the caller has heard by now."""
@@ -127,6 +144,11 @@ class PlayoutQueue:
                 self.late_frames += 1
             self._frames_queued -= 1
             self._ear = max(self._ear, now) + self._frame_s
+            if self._utterance_sent_frames == 0:
+                self.first_sent_at = now
+                self.first_sent[self._utterance] = now
+                if len(self.first_sent) > 16:
+                    del self.first_sent[min(self.first_sent)]
             self._utterance_sent_frames += 1
             self.frames_sent += 1
             return frame

@@ -43,6 +43,11 @@ class Pipeline(StrEnum):
     ECHO = "echo"  # passthrough: proves the telephony path without engines
 
 
+class EmbeddedTts(StrEnum):
+    HIBARI = "hibari"
+    PIPER = "piper"
+
+
 class TraceExporter(StrEnum):
     NONE = "none"
     CONSOLE = "console"
@@ -118,6 +123,7 @@ class Settings(BaseSettings):
     openai_base_url: str | None = Field(None, description="Any OpenAI-compatible base URL (Ollama, vLLM).")
     openai_api_key: SecretStr | None = Field(None, description="Key for OPENAI_BASE_URL.")
     openai_chat_model: str = Field("gpt-4o-mini", description="Model name sent to OPENAI_BASE_URL.")
+    chat_timeout_seconds: float = Field(10.0, gt=0, description="Chat model: connect, first byte and gap limit.")
 
     # --- Cosmos DB -----------------------------------------------------------------------------
     cosmos_endpoint: str | None = Field(None, description="Cosmos DB account endpoint.")
@@ -127,7 +133,8 @@ class Settings(BaseSettings):
 
     # --- engine selection ----------------------------------------------------------------------
     pipeline: Pipeline = Field(
-        Pipeline.ECHO, description="`cascade` (STT, LLM, TTS), `realtime` (speech to speech) or `echo` (passthrough)."
+        Pipeline.CASCADE,
+        description="`cascade` (STT, LLM, TTS), `realtime` (speech to speech) or `echo` (passthrough).",
     )
     echo_prompt_ms: int = Field(2000, ge=0, le=60000, description="Tone the echo pipeline plays first (0: none).")
     default_scenario: str = Field("banking", description="Scenario for calls whose number or bot maps to none.")
@@ -135,6 +142,10 @@ class Settings(BaseSettings):
     tts_engine: Engine = Field(Engine.AUTO, description="`auto`, `embedded` or `azure`.")
     chat_engine: ChatEngine = Field(
         ChatEngine.AUTO, description="`auto`, `offline`, `azure_openai` or `openai_compatible`."
+    )
+    embedded_tts: EmbeddedTts = Field(
+        EmbeddedTts.HIBARI,
+        description="`hibari` (Apache-2.0, 24 kHz) or `piper` (GPL-3.0 extra in requirements-piper.txt, 22.05 kHz).",
     )
     realtime_flavor: RealtimeFlavor = Field(RealtimeFlavor.GA, description="Realtime event names: ga or beta.")
 
@@ -274,7 +285,7 @@ class Settings(BaseSettings):
             "call_records": "cosmos" if self.cosmos_configured else "sqlite",
             "pipeline": self.pipeline.value,
             "stt": self.resolved_stt,
-            "tts": self.resolved_tts,
+            "tts": f"embedded-{self.embedded_tts.value}" if self.resolved_tts == "embedded" else self.resolved_tts,
             "chat": self.resolved_chat,
         }
 

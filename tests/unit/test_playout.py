@@ -107,3 +107,30 @@ async def test_queue_depth_and_playing(t: FakeTime) -> None:
     assert q.playing  # the far end still holds audio
     t.now += 1
     assert not q.playing
+
+
+async def test_positions_tell_what_was_heard_across_utterances(t: FakeTime) -> None:
+    q = queue(t)
+    q.push_frames(frames(5))  # a greeting: positions 0-5
+    greeting_end = q.frames_pushed
+    q.push_frames(frames(5))  # an answer: positions 5-10
+    for _ in range(7):
+        await q.next_item()  # the 7th goes out at +60 ms; the far end then holds 80 ms
+    assert q.heard_position() == pytest.approx(3.0)  # what has played so far: 3 of 7 frames sent
+    t.now += 0.05
+    heard = q.heard_position()
+    assert greeting_end < heard < 10  # all of the greeting, part of the answer
+    q.flush()
+    assert q.frames_pushed == q.frames_sent == 7  # unsent frames are gone from the stream
+
+
+async def test_wait_played_returns_when_the_far_end_is_done(t: FakeTime) -> None:
+    q = queue(t)
+    q.start_utterance()
+    q.push_frames(frames(3))
+    while q.queued_frames:
+        await q.next_item()
+    assert q.first_sent_at == 100.0
+    await q.wait_played()
+    assert not q.playing
+    assert t.now == pytest.approx(100.06)

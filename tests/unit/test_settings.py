@@ -25,7 +25,7 @@ def test_no_azure_settings_selects_the_embedded_default() -> None:
     assert s.embedded
     assert s.selection() == {
         "mode": "embedded", "redis": "embedded-valkey", "call_control": "local-acs", "call_records": "sqlite",
-        "pipeline": "echo", "stt": "embedded", "tts": "embedded", "chat": "offline",
+        "pipeline": "cascade", "stt": "embedded", "tts": "embedded-hibari", "chat": "offline",
     }
     assert s.media_host_port == 8765
 
@@ -42,7 +42,7 @@ def test_azure_settings_select_cloud_components(monkeypatch: pytest.MonkeyPatch)
         monkeypatch.setenv(k, v)
     sel = load_settings().selection()
     assert sel == {"mode": "azure", "redis": "external", "call_control": "acs", "call_records": "cosmos",
-                   "pipeline": "echo", "stt": "azure", "tts": "azure", "chat": "azure_openai"}
+                   "pipeline": "cascade", "stt": "azure", "tts": "azure", "chat": "azure_openai"}
 
 
 def test_empty_values_mean_unset(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,151 @@
+"""The media side of a local ACS: opens the media WebSocket to the media host as ACS does, streams the
+caller's audio at real-time pace (silence when they say nothing), and records both directions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+FRAME_S = 0.02
+
+
+@dataclass
+class Track:
+    """Audio with the time (monotonic) each 20 ms frame was sent or received."""
+
+    frames: list[tuple[float, bytes]] = field(default_factory=list)
+
+
+class AcsMediaClient:
+    def __init__(self, url: str, *, rate: int = 24000, headers: dict[str, str] | None = None,
+                 participant: str = "4:+14255550123") -> None:
+        self.url = url
+        self.rate = rate
+        self.frame_bytes = rate // 50 * 2
+        self.headers = headers or {}
+        self.participant = participant
+        self.caller = Track()
+        self.agent = Track()
+        self.stops: list[float] = []  # when each StopAudio arrived
+        self.closed = asyncio.Event()
+        self.close_code: int | None = None
+        self.close_reason: str | None = None
+        self._pending: deque[bytes] = deque()
+        self._silence = bytes(self.frame_bytes)
+        self._ws: ClientConnection | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._agent_audio = asyncio.Event()
+        self._drained = asyncio.Event()  # set when everything the caller was to say has been sent
+        self._drained.set()
+
+    async def __aenter__(self) -> AcsMediaClient:
+        self._ws = await connect(self.url, additional_headers=self.headers, max_size=None, compression=None)
+        await self._ws.send(json.dumps({"kind": "AudioMetadata", "audioMetadata": {
+            "subscriptionId": "local", "encoding": "PCM", "sampleRate": self.rate, "channels": 1,
+            "length": self.frame_bytes}}))
+        self._tasks = [asyncio.create_task(self._send()), asyncio.create_task(self._receive())]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._ws is not None:
+            await self._ws.close()
+
+    # --- caller -> host ---------------------------------------------------------------------------
+    def say(self, pcm: bytes) -> float:
+        """Queue the caller's speech (PCM16 at `rate`); returns how long it lasts, in seconds."""
+        pcm += bytes(-len(pcm) % self.frame_bytes)
+        self._pending.extend(pcm[i:i + self.frame_bytes] for i in range(0, len(pcm), self.frame_bytes))
+        if self._pending:
+            self._drained.clear()
+        return len(pcm) / (self.rate * 2)
+
+    async def spoken(self) -> None:
+        """Until everything queued with `say` has gone out."""
+        await self._drained.wait()
+
+    @property
+    def speaking(self) -> bool:
+        return bool(self._pending)
+
+    async def send_dtmf(self, digits: str) -> None:
+        assert self._ws is not None
+        for digit in digits:
+            await self._ws.send(json.dumps({"kind": "DtmfData", "dtmfData": {"data": digit}}))
+
+    async def _send(self) -> None:
+        assert self._ws is not None
+        start = time.monotonic()
+        k = 0
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                frame = self._pending.popleft() if self._pending else self._silence
+                if not self._pending:
+                    self._drained.set()
+                message = {"kind": "AudioData", "audioData": {
+                    "data": base64.b64encode(frame).decode(), "timestamp": _iso_now(),
+                    "participantRawID": self.participant, "silent": frame is self._silence}}
+                await self._ws.send(json.dumps(message))
+                self.caller.frames.append((time.monotonic(), frame))
+                k += 1
+                await asyncio.sleep(max(0.0, start + k * FRAME_S - time.monotonic()))  # never drift
+
+    # --- host -> caller ---------------------------------------------------------------------------
+    async def _receive(self) -> None:
+        assert self._ws is not None
+        try:
+            async for message in self._ws:
+                doc = json.loads(message)
+                if doc.get("Kind") == "AudioData":
+                    self.agent.frames.append((time.monotonic(), base64.b64decode(doc["AudioData"]["Data"])))
+                    self._agent_audio.set()
+                elif doc.get("Kind") == "StopAudio":
+                    self.stops.append(time.monotonic())
+        except ConnectionClosed:
+            pass
+        finally:
+            self.close_code, self.close_reason = self._ws.close_code, self._ws.close_reason
+            self.closed.set()
+
+    def agent_quiet_for(self) -> float:
+        """Seconds since the agent's last audio frame arrived (infinite if it never spoke)."""
+        if not self.agent.frames:
+            return float("inf")
+        return time.monotonic() - self.agent.frames[-1][0]
+
+    async def agent_finished(self, quiet_s: float = 0.8, timeout: float = 30.0, since: float = 0.0) -> None:
+        """Until the agent has spoken (after `since`, a monotonic time) and then been quiet for `quiet_s`,
+        or the call closed."""
+        async with asyncio.timeout(timeout):
+            while not self.closed.is_set():
+                spoke = bool(self.agent.frames) and self.agent.frames[-1][0] > since
+                if spoke and self.agent_quiet_for() >= quiet_s:
+                    return
+                self._agent_audio.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._agent_audio.wait(), quiet_s / 4)
+
+    async def agent_speaking(self, after: float, timeout: float = 30.0) -> None:
+        """Until agent audio arrives that was received after `after` (a monotonic time)."""
+        async with asyncio.timeout(timeout):
+            while not (self.agent.frames and self.agent.frames[-1][0] > after):
+                self._agent_audio.clear()
+                await self._agent_audio.wait()
+
+    def agent_audio_since(self, since: float) -> bytes:
+        return b"".join(pcm for t, pcm in self.agent.frames if t >= since)
+
+
+def _iso_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())

@@ -1,0 +1,310 @@
+"""The SpeechCascade: VAD turn-taking, speech-to-text, the chat model with tools, streamed TTS.
+
+Caller audio is always read (even while the agent talks), so speech over the agent stops it at once:
+playout is flushed, the reply in progress is cancelled, and the transcript keeps only the words the
+caller heard. Speech that resumes before the agent has started answering is the same turn, continued.
+Agent turns are written to the session once played (or, when interrupted, with what was heard).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from media_host.channel import CallChannel
+from media_host.control_plane import ControlPlane
+from media_host.engines.base import ChatMessage, Engines, VoiceActivityDetector
+from media_host.events import (
+    AudioFrame,
+    CallerHungUp,
+    CallStarted,
+    DtmfReceived,
+    HangUp,
+    Recognition,
+    SpeechStarted,
+    SpeechStopped,
+    TranscriptLine,
+    Transfer,
+    TransferStatusReceived,
+    TurnCommitted,
+    TurnLatency,
+)
+from media_host.pipelines.cascade.conversation import Conversation
+from media_host.pipelines.cascade.latency import TurnClock
+from media_host.pipelines.cascade.responder import Responder
+from media_host.pipelines.cascade.speaker import Utterance
+from media_host.telemetry import turn_span
+from switchboard.session_models import Speaker
+
+log = logging.getLogger(__name__)
+
+FRAME_MS = 20
+PREROLL_FRAMES = 15  # 300 ms before the detected start, so the first syllable is not clipped
+ARRIVALS = 512  # frames of arrival times kept (10 s), to time speech boundaries
+DTMF_PAUSE_S = 2.0  # digits typed without '#' count as said after this pause
+TRANSFER_FAILED = "I'm sorry, I couldn't connect you just now. I'll keep helping you myself."
+
+
+class CascadePipeline:
+    def __init__(self, engines: Engines, control_plane: ControlPlane,
+                 on_latency: Callable[[dict[str, float]], None] | None = None) -> None:
+        self.engines = engines
+        self.control_plane = control_plane
+        self.on_latency = on_latency
+        self.inbound_rate: int | None = engines.stt.sample_rate
+        self.outbound_rate: int | None = engines.tts.sample_rate
+
+    async def run(self, call: CallChannel) -> None:
+        assert call.info.state is not None, "the cascade needs the call's session"
+        await CascadeCall(self, call).run()
+
+
+class CascadeCall:
+    """One call's conversation (the pipeline object is shared; this holds the call's state)."""
+
+    def __init__(self, pipeline: CascadePipeline, call: CallChannel) -> None:
+        assert call.info.state is not None
+        self.p, self.call = pipeline, call
+        self.conv = Conversation(call, call.info.state)
+        self.responder = Responder(call, self.conv, pipeline.engines, pipeline.control_plane, self._track)
+        self.vad: VoiceActivityDetector = pipeline.engines.vad(self.conv.agent.spec.turn.end_of_speech_ms)
+        self.frames = 0  # caller frames seen
+        self.arrivals = [0.0] * ARRIVALS
+        self.preroll: deque[bytes] = deque(maxlen=PREROLL_FRAMES)
+        self.speech: list[bytes] | None = None  # the caller's current utterance, while they speak
+        self.turn_audio: list[bytes] = []  # kept until the agent answers, so a resumed turn is one turn
+        self.reply: asyncio.Task[None] | None = None
+        self.unplayed: list[tuple[Utterance, TurnClock | None]] = []  # queued agent audio, oldest first
+        self.writer: asyncio.Task[None] | None = None
+        self.dtmf = ""
+        self.dtmf_timer: asyncio.Task[None] | None = None
+        self.ending = False
+        self.turns = 0
+
+    # --- main loop ------------------------------------------------------------------------------
+    async def run(self) -> None:
+        try:
+            while not self.ending:
+                item = await self.call.receive()
+                if isinstance(item, AudioFrame):
+                    self._on_frame(item)
+                elif isinstance(item, CallStarted):
+                    self._start(self._greet())
+                elif isinstance(item, DtmfReceived):
+                    self._on_dtmf(item.digits)
+                elif isinstance(item, TransferStatusReceived) and item.status == "failed":
+                    self._start(self._transfer_failed())
+                elif isinstance(item, CallerHungUp):
+                    break
+        finally:
+            await self._close()
+
+    def _start(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run a reply (greeting, answer) as the one reply in progress; it supersedes any other."""
+        if self.reply is not None and not self.reply.done():
+            self.reply.cancel()
+        self.reply = asyncio.create_task(work, name="reply")
+        self.reply.add_done_callback(_log_failure)
+
+    # --- caller audio ---------------------------------------------------------------------------
+    def _on_frame(self, frame: AudioFrame) -> None:
+        self.arrivals[self.frames % ARRIVALS] = frame.received_at
+        self.frames += 1
+        if self.speech is not None:
+            self.speech.append(frame.pcm)
+        else:
+            self.preroll.append(frame.pcm)
+        for event in self.vad.process(frame.pcm):
+            if event.kind == "start":
+                self._on_speech_start(event.at_ms)
+            else:
+                self._on_speech_end(event.at_ms)
+
+    def _arrival(self, at_ms: float) -> float:
+        index = min(int(at_ms // FRAME_MS), self.frames - 1)
+        if self.frames - index > ARRIVALS:
+            return self.arrivals[(self.frames - 1) % ARRIVALS]
+        return self.arrivals[index % ARRIVALS]
+
+    def _on_speech_start(self, at_ms: float) -> None:
+        self.call.send(SpeechStarted())
+        onset = self._arrival(at_ms)
+        agent_audible = self.call.playing or any(u.started for u, _ in self.unplayed)
+        if agent_audible:
+            self._barge_in(onset)
+        elif self.reply is not None and not self.reply.done():
+            # Still working on the last words and they go on speaking: answer once they have finished.
+            # (Before their words were transcribed, the audio is kept and transcribed with the rest.)
+            self.reply.cancel()
+        else:
+            self.turn_audio = []
+        self.speech = list(self.preroll)
+        self.preroll.clear()
+
+    def _on_speech_end(self, at_ms: float) -> None:
+        self.call.send(SpeechStopped())
+        if self.speech is None:
+            return
+        self.turn_audio.extend(self.speech)
+        self.speech = None
+        clock = TurnClock(speech_end=self._arrival(at_ms))
+        clock.mark("eos_detected")
+        self._start(self._answer(list(self.turn_audio), clock))
+
+    def _barge_in(self, onset: float) -> None:
+        position = self.call.playout.heard_position()
+        self.call.stop_playback()
+        barge_in_ms = round((time.monotonic() - onset) * 1000, 1)
+        if self.reply is not None and not self.reply.done():
+            self.reply.cancel()
+        active = self.responder.active
+        cut = list(self.unplayed)
+        if active is not None and all(active is not u for u, _ in cut):
+            cut.append((active, None))
+            active.cancel()
+        self.unplayed.clear()
+        if self.writer is not None:
+            self.writer.cancel()
+        self.turn_audio = []
+        asyncio.create_task(self._record_interrupted(cut, position, barge_in_ms)).add_done_callback(_log_failure)
+        if self.p.on_latency is not None:
+            self.p.on_latency({"barge_in": barge_in_ms})
+
+    async def _record_interrupted(self, cut: list[tuple[Utterance, TurnClock | None]], position: float,
+                                  barge_in_ms: float) -> None:
+        heard_all = []
+        for utterance, clock in cut:
+            heard = utterance.heard_text(position)
+            if heard:
+                heard_all.append(heard)
+                await self.conv.record_turn(Speaker.AGENT, heard, interrupted=True,
+                                            latency=clock.summary() if clock else None)
+                self.call.send(TranscriptLine("agent", heard, self.conv.agent.name, interrupted=True))
+        # What the model said but the caller never heard must not look heard in the history.
+        if heard_all and self.conv.history and self.conv.history[-1].role == "assistant":
+            self.conv.history[-1] = ChatMessage(role="assistant", content=" ".join(heard_all) + " …")
+        await self.conv.record_event("barge_in", heard=" ".join(heard_all), reaction_ms=barge_in_ms)
+
+    # --- replies -------------------------------------------------------------------------------
+    async def _greet(self) -> None:
+        if self.conv.greeted:
+            return
+        clock = TurnClock(speech_end=time.monotonic())
+        await self.responder.say(self.conv.agent.render_greeting(self.conv.variables()), clock)
+        self.conv.greeted = True
+        await self.conv.save()
+
+    async def _answer(self, audio: list[bytes], clock: TurnClock) -> None:
+        stream = self.p.engines.stt.stream(self.conv.agent.spec.locale)
+        try:
+            for frame in audio:
+                stream.push(frame)
+            transcript = await stream.finish()
+        finally:
+            await stream.aclose()
+        clock.mark("stt_done")
+        clock.engine("stt", transcript.engine_ms)
+        await self._caller_said(transcript.text.strip(), clock, transcript.confidence)
+
+    async def _caller_said(self, text: str, clock: TurnClock, confidence: float = 1.0) -> None:
+        if not text:
+            return  # a cough, a noise: no turn
+        self.turn_audio = []
+        self.call.send(TurnCommitted())
+        self.call.send(Recognition(text, confidence))
+        self.call.send(TranscriptLine("caller", text))
+        self.conv.history.append(ChatMessage(role="user", content=text))
+        await self.conv.record_turn(Speaker.CALLER, text)
+        self.turns += 1
+        with turn_span(self.conv.call_id, self.conv.agent.name, self.turns):
+            ending = await self.responder.answer(clock)
+        # A handoff brings the new agent's turn-taking: its end-of-speech window applies from now on.
+        self.vad.end_of_speech_ms = self.conv.agent.spec.turn.end_of_speech_ms
+        if ending.transfer or ending.hangup:
+            await self._finish_call(ending.transfer, ending.hangup)
+
+    async def _finish_call(self, transfer: str | None, hangup: str | None) -> None:
+        await self.call.playout.wait_played()  # the caller hears the goodbye before anything happens
+        if transfer is not None:
+            target = self.conv.scenario.spec.policy.human_queue or ""
+            await self.conv.record_event("transfer", target=target, reason=transfer)
+            self.call.send(Transfer(target, transfer))
+        elif hangup is not None:
+            await self.conv.record_event("hangup", reason=hangup)
+            self.call.send(HangUp(hangup))
+            self.ending = True
+            self.call.feed_event(CallerHungUp("agent ended the call"))  # wakes the main loop to finish
+
+    async def _transfer_failed(self) -> None:
+        apology = self.conv.agent.reply_templates.get("transfer_failed")
+        await self.responder.say(apology.render() if apology is not None else TRANSFER_FAILED)
+        await self.conv.record_event("transfer_failed")
+
+    def _on_dtmf(self, digits: str) -> None:
+        self.dtmf += digits.replace("#", "")
+        if self.dtmf_timer is not None:
+            self.dtmf_timer.cancel()
+        if "#" in digits:
+            self._flush_dtmf()
+        else:
+            self.dtmf_timer = asyncio.create_task(self._dtmf_pause())
+
+    async def _dtmf_pause(self) -> None:
+        await asyncio.sleep(DTMF_PAUSE_S)
+        self._flush_dtmf()
+
+    def _flush_dtmf(self) -> None:
+        digits, self.dtmf = self.dtmf, ""
+        if digits:
+            self._start(self._caller_said(digits, TurnClock(speech_end=time.monotonic())))
+
+    # --- what was played goes into the transcript ------------------------------------------------
+    def _track(self, utterance: Utterance, clock: TurnClock | None) -> None:
+        self.unplayed.append((utterance, clock))
+        if self.writer is None or self.writer.done():
+            self.writer = asyncio.create_task(self._write_played())
+            self.writer.add_done_callback(_log_failure)
+
+    async def _write_played(self) -> None:
+        while self.unplayed:
+            utterance, clock = self.unplayed[0]
+            remaining = utterance.end_position - self.call.playout.heard_position()
+            if remaining > 0:
+                await asyncio.sleep(remaining * FRAME_MS / 1000)
+                continue
+            self.unplayed.pop(0)
+            latency = None
+            if clock is not None:
+                first_out = utterance.first_audio_at()
+                if first_out is not None:
+                    clock.mark("first_audio_out", first_out)
+                latency = clock.summary()
+                self.call.send(TurnLatency(latency))
+                if self.p.on_latency is not None:
+                    self.p.on_latency(latency)
+            await self.conv.record_turn(Speaker.AGENT, utterance.text, latency=latency)
+            self.call.send(TranscriptLine("agent", utterance.text, self.conv.agent.name))
+
+    async def _close(self) -> None:
+        for task in (self.reply, self.dtmf_timer):
+            if task is not None:
+                task.cancel()
+        if self.writer is not None and not self.writer.done():
+            # The call is over: whatever was queued was heard up to where the stream got.
+            self.writer.cancel()
+            await self._record_interrupted(list(self.unplayed), self.call.playout.heard_position(), 0.0)
+        with contextlib.suppress(Exception):
+            await self.conv.save()
+        close = getattr(self.vad, "close", None)  # the embedded VAD hands its model back to the pool
+        if close is not None:
+            close()
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("%s failed", task.get_name(), exc_info=task.exception())

@@ -1,0 +1,196 @@
+"""Answering one caller turn: the chat model, its tool calls, their effects, and speaking the reply.
+
+A reply may take several rounds: the model asks for a tool, the tool runs, the model phrases the
+result. A handoff switches agent (prompt, tools, voice) in the middle of the turn, and the new agent
+greets the caller and answers the same request. A transfer or hang-up is carried out once the
+caller has heard the reply. If the cloud model fails, the fallback model (the offline brain) answers
+the rest of the turn, so the caller is never left in silence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from dataclasses import dataclass
+
+from agents import Agent, ToolResult, default_registry
+from agents.tools import Authenticated, HandoffRequested, HangupRequested, ToolFailure, TransferRequested
+from media_host.channel import CallChannel
+from media_host.control_plane import ControlPlane
+from media_host.engines.base import ChatDelta, ChatMessage, ChatRequest, Engines, TextDelta, ToolCall
+from media_host.events import AgentChanged, ToolCalled
+from media_host.pipelines.cascade.conversation import Conversation
+from media_host.pipelines.cascade.latency import TurnClock
+from media_host.pipelines.cascade.speaker import Utterance
+
+log = logging.getLogger(__name__)
+
+MAX_ROUNDS = 5  # model calls per caller turn (tool rounds and handoffs included)
+HOLDING_AFTER_S = 1.5  # a tool slower than this gets a holding phrase
+HOLDING_PHRASE = "One moment while I check that."
+FALLBACK_APOLOGY = "Sorry, I'm having trouble with that. Let me put you through to a colleague."
+
+
+async def _closable(stream: AsyncIterator[ChatDelta]) -> AsyncGenerator[ChatDelta, None]:
+    """Any async iterator as an async generator, so `aclosing` can close it (and whatever it wraps)."""
+    try:
+        async for delta in stream:
+            yield delta
+    finally:
+        close = getattr(stream, "aclose", None)
+        if close is not None:
+            await close()
+
+
+@dataclass
+class Ending:
+    """What the turn asked for once the caller has heard the reply."""
+
+    transfer: str | None = None  # reason
+    hangup: str | None = None
+
+
+class Responder:
+    def __init__(self, call: CallChannel, conv: Conversation, engines: Engines, control_plane: ControlPlane,
+                 on_utterance: Callable[[Utterance, TurnClock | None], None]) -> None:
+        self.call, self.conv, self.engines, self.control_plane = call, conv, engines, control_plane
+        self.on_utterance = on_utterance  # the pipeline tracks what is playing, for barge-in and the transcript
+        self.ending = Ending()
+        self.active: Utterance | None = None  # the reply being synthesised right now
+
+    def utterance(self, clock: TurnClock | None = None) -> Utterance:
+        spec = self.conv.agent.spec
+        utterance = Utterance(self.call, self.engines.tts, spec.voice, spec.locale, clock)
+        self.active = utterance
+        return utterance
+
+    async def say(self, text: str, clock: TurnClock | None = None) -> Utterance:
+        """Speak a fixed text (greeting, holding phrase, apology) as its own utterance."""
+        utterance = self.utterance(clock)
+        utterance.feed(text)
+        await utterance.finish()
+        if utterance.started:
+            self.on_utterance(utterance, clock)
+        return utterance
+
+    async def answer(self, clock: TurnClock) -> Ending:
+        """The caller's words are the last history message; reply until no tool is asked for."""
+        first = True
+        for _ in range(MAX_ROUNDS):
+            agent = self.conv.agent
+            utterance = self.utterance(clock if first else None)
+            calls: list[ToolCall] = []
+            try:
+                async for delta in self._chat(self._request(), clock):
+                    if isinstance(delta, TextDelta):
+                        utterance.feed(delta.text)
+                    else:
+                        calls.append(delta.call)
+            finally:
+                await utterance.finish()
+                if utterance.started:  # the turn's clock goes with the first reply the caller hears
+                    self.on_utterance(utterance, clock if first else None)
+                    first = False
+            if not calls:
+                if utterance.text:  # nothing to add after a handoff greeting that already asks
+                    self.conv.history.append(ChatMessage(role="assistant", content=utterance.text))
+                break
+            self.conv.history.append(ChatMessage(role="assistant", content=utterance.text, tool_calls=tuple(calls)))
+            for tool_call in calls:
+                await self._run_tool(agent, tool_call)
+            if self.conv.agent is not agent:
+                await self.say(self.conv.agent.render_greeting(self.conv.variables()))
+        else:
+            log.warning("turn reached %d model rounds", MAX_ROUNDS)
+        await self.conv.save()
+        return self.ending
+
+    def _request(self) -> ChatRequest:
+        return ChatRequest(messages=self.conv.messages(), agent=self.conv.agent, tools=self.conv.agent.tools,
+                           customer=self.conv.customer, state=self.conv.chat_state())
+
+    async def _chat(self, request: ChatRequest, clock: TurnClock) -> AsyncIterator[ChatDelta]:
+        """The model's reply; if it fails, the fallback model answers the rest of the turn."""
+        started = time.monotonic()
+        produced = False
+        try:
+            # aclosing: a barge-in cancels the reply mid-stream; the model's HTTP stream closes with it.
+            async with contextlib.aclosing(_closable(self.engines.chat.stream(request))) as deltas:
+                async for delta in deltas:
+                    if not produced:
+                        clock.mark("first_token")
+                        clock.engine("llm", (time.monotonic() - started) * 1000)
+                        produced = True
+                    yield delta
+            return
+        except Exception:
+            if self.engines.fallback_chat is None or self.engines.fallback_chat is self.engines.chat:
+                log.exception("chat model failed, no fallback")
+                yield TextDelta(FALLBACK_APOLOGY)
+                self.ending.transfer = "the chat model failed"
+                return
+            log.warning("chat model %s failed; the fallback answers this turn", self.engines.chat.name,
+                        exc_info=True)
+            await self.conv.record_event("chat_fallback", engine=self.engines.chat.name)
+        if produced:
+            return  # what was said stands; the next turn tries the main model again
+        async with contextlib.aclosing(_closable(self.engines.fallback_chat.stream(request))) as deltas:
+            async for delta in deltas:
+                clock.mark("first_token")
+                yield delta
+
+    async def _run_tool(self, agent: Agent, tool_call: ToolCall) -> None:
+        # The tool and its bookkeeping run as their own task: a barge-in cancels the reply, but a tool
+        # that is changing something (blocking a card) finishes, and its result and effects are kept.
+        job = asyncio.ensure_future(self._tool_job(agent, tool_call))
+        done, _ = await asyncio.wait({job}, timeout=HOLDING_AFTER_S)
+        if not done:
+            holding = agent.reply_templates.get("holding")
+            await self.say(holding.render() if holding is not None else HOLDING_PHRASE)
+        await asyncio.shield(job)
+
+    async def _tool_job(self, agent: Agent, tool_call: ToolCall) -> None:
+        spec = agent.tool(tool_call.name)
+        if spec is None:  # a model may name a tool this agent does not have: never run another's
+            result = ToolResult(tool=tool_call.name, ok=False, error=ToolFailure(
+                code="unknown_tool", message=f"{tool_call.name} is not available to this agent"))
+        else:
+            result = await default_registry.execute(tool_call.name, tool_call.arguments,
+                                                    self.conv.tool_context(), spec=spec)
+        self.conv.history.append(ChatMessage(role="tool", content=result.for_model(), tool_call_id=tool_call.id,
+                                             name=tool_call.name))
+        self.call.send(ToolCalled(tool_call.name, result.ok, result.arguments, result.elapsed_ms))
+        await self.conv.record_event("tool_call", name=tool_call.name, ok=result.ok, arguments=result.arguments,
+                                     elapsed_ms=result.elapsed_ms,
+                                     error=result.error.code if result.error else None)
+        for effect in result.effects:
+            await self._apply(effect)
+
+    async def _apply(self, effect: Authenticated | HandoffRequested | TransferRequested | HangupRequested) -> None:
+        if isinstance(effect, Authenticated):
+            self.conv.customer = effect.customer
+            await self.conv.record_event("authenticated", customer_id=str(effect.customer.get("id", "")))
+        elif isinstance(effect, HandoffRequested):
+            await self._handoff(effect)
+        elif isinstance(effect, TransferRequested):
+            self.ending.transfer = effect.reason or "transfer requested"
+        else:
+            self.ending.hangup = effect.reason or "hang-up requested"
+
+    async def _handoff(self, request: HandoffRequested) -> None:
+        conv = self.conv
+        target = conv.scenario.agents.get(request.target)
+        if target is None or target is conv.agent:
+            return
+        if conv.handoffs >= conv.scenario.spec.policy.max_handoffs:
+            # Bounced around too often: a person is the better help.
+            self.ending.transfer = "too many handoffs"
+            await conv.record_event("handoff_refused", target=target.name, reason="max_handoffs")
+            return
+        previous = conv.agent
+        await conv.switch_agent(target, request.reason, request.summary)
+        self.call.send(AgentChanged(target.name, previous.name, request.reason))
+        await self.control_plane.notify_handoff(conv.call_id, previous.name, target.name, request.reason)
