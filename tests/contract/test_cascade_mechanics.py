@@ -229,3 +229,33 @@ async def test_dtmf_digits_are_a_turn(redis_url: str) -> None:
             await acs.send(dtmf(digit))
         recorded = await wait_turns(host, call_id, 3)
         assert recorded[1:] == [("caller", "4567", False), ("agent", "You typed 4567.", False)]
+
+
+async def test_an_openai_compatible_model_chosen_by_settings_holds_the_turn(redis_url: str) -> None:
+    """CHAT_ENGINE=openai_compatible: the real openai SDK, over HTTP, calls a tool and phrases the answer."""
+    from media_host.engines.openai_chat import openai_chat_from_settings
+    from switchboard.settings import load_settings
+    from tests.openai_server import Call, OpenAIServer, Reply
+
+    script = [Reply(tool_calls=[Call("desk_lookup", {"what": "hours"})]),
+              Reply(deltas=["It is ", "open all day. ", "Anything else?"])]
+    async with OpenAIServer(script) as server:
+        settings = load_settings(chat_engine="openai_compatible", openai_base_url=server.base_url,
+                                 openai_chat_model="local-model")
+        chat = openai_chat_from_settings(settings)
+        assert chat is not None
+        engines = scripted_engines(PHRASES, [])
+        engines.chat = chat
+        async with desk_call(redis_url, engines) as (host, call_id, acs):
+            await acs.wait_for(lambda r: len(r.audio) >= agent_frames(3))
+            await speak(acs, QUESTION)
+            recorded = await wait_turns(host, call_id, 3)
+            assert recorded[2] == ("agent", "It is open all day. Anything else?", False)
+            calls = [e.data["name"] for e in await host.store.events(call_id) if e.kind == "tool_call"]
+            assert calls == ["desk_lookup"]
+        first, second = server.requests[0].body, server.requests[1].body
+        assert first["model"] == "local-model"
+        assert [t["function"]["name"] for t in first["tools"]] == ["desk_lookup", "desk_slow", "desk_goodbye",
+                                                                  "transfer_to_human", "handoff_to_back"]
+        assert [m["role"] for m in second["messages"]] == ["system", "user", "assistant", "tool"]
+        assert second["messages"][-1]["content"] == '{"found": "hours"}'

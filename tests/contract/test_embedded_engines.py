@@ -46,7 +46,9 @@ _WORDS = {"3rd": "third", "1980": "nineteen eighty", "4567": "four five six seve
 
 
 def normalise(text: str) -> str:
-    words = re.sub(r"[^\w\s']", " ", text.lower()).split()
+    # Whisper writes a date's day as "3rd" or "3": after a month name both are the ordinal spoken.
+    text = re.sub(r"\b(march) 3(rd)?\b", r"\1 third", text.lower())
+    words = re.sub(r"[^\w\s']", " ", text).split()
     return " ".join(_WORDS.get(w, w) for w in words)
 
 
