@@ -40,5 +40,11 @@ test: lint typecheck
 bench-media: $(STAMP)
 	$(PY) -m bench.media_load
 
+# How fast the speech cascade answers simulated callers: turn, overhead and barge-in p50/p95 (prints a
+# table; never fails on a budget).
+.PHONY: bench-turn
+bench-turn: $(STAMP)
+	$(PY) -m bench.turn_latency
+
 clean:
 	rm -rf $(VENV) out .mypy_cache .ruff_cache .pytest_cache

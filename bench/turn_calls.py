@@ -4,7 +4,9 @@ host's own marks for the same turns (read back from the call session in Redis).
 Client-side times are all `time.monotonic()` in this process:
 
 - end of speech: the send time of the caller's last *voiced* frame of a line (a frame whose RMS is
-  above `VOICED_DBFS`; the synthesised line ends in silence, which does not count);
+  above `VOICED_DBFS`; the synthesised line ends in silence, which does not count). -60 dBFS, not
+  -50: through the 8 kHz band a final fricative ("balance?") sits at -52..-55 dBFS for 80 ms;
+
 - first audio: the arrival of the first agent frame after that;
 - barge-in reaction: from the send time of the first voiced frame of an interrupting line to the
   arrival of the first StopAudio after it.
@@ -29,21 +31,21 @@ from local_stack.acs_media import AcsMediaClient
 from local_stack.caller import Line
 from switchboard.session_models import CallState, Speaker
 
-VOICED_DBFS = -50.0  # a frame louder than this (RMS) is speech; the synthesised lines end in digital silence
+VOICED_DBFS = -60.0  # a frame louder than this (RMS) is speech; the synthesised lines' silence is -93 dBFS
 QUIET_S = 0.8  # the caller speaks once the agent has been quiet this long (sentence gaps are far shorter)
 REPLY_TIMEOUT_S = 20.0  # no agent audio this long after a line: the line got no reply (a failure)
 WALL_OFFSET = time.time() - time.monotonic()  # monotonic -> wall clock, to match the host's `at` stamps
 
 # A banking call (account 4567, born 1980-03-03 is the sample bank's Ada Lovelace) with two barge-ins:
-# the caller cuts the five transactions short, and later asks for a person over the card agent's offer.
+# the caller cuts the five transactions short with a new subject, and later asks for a person while the
+# card agent is confirming the block.
 SCRIPT: tuple[Line, ...] = (
     Line("My account number is 4567 and my date of birth is March third, 1980."),
     Line("What is my balance?"),  # a handoff to the account agent, which greets, then answers
     Line("Read me my last five transactions please."),
-    Line("Stop, that's enough.", interrupt_after_s=2.5),  # over the transactions being read
-    Line("My card was stolen."),  # a handoff to the cards agent, which asks to confirm the block
+    Line("My card was stolen.", interrupt_after_s=2.5),  # over the transactions; a handoff to cards
     Line("Yes, please block it."),
-    Line("I would like to talk to a human agent.", interrupt_after_s=2.0),  # over "Done. ... Shall I order a replacement"
+    Line("I would like to talk to a human agent.", interrupt_after_s=2.0),  # over "Done. ... Your reference is"
 )
 
 
@@ -81,8 +83,15 @@ class TurnResult:
     host_barge_in_ms: float = math.nan
     failure: str | None = None
 
+    @property
+    def handoff(self) -> bool:
+        """The reply came from another agent than the one listening (a handoff within the turn)."""
+        return None not in (self.listening_agent, self.reply_agent) and self.listening_agent != self.reply_agent
+
     def as_json(self) -> dict[str, Any]:
-        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(self).items()}
+        doc = {k: ((round(v, 4) if math.isfinite(v) else None) if isinstance(v, float) else v)
+               for k, v in asdict(self).items()}
+        return {**doc, "handoff": self.handoff}
 
 
 @dataclass
@@ -128,7 +137,7 @@ async def _wait_reply(media: AcsMediaClient, since: float, next_line: Line | Non
     return None
 
 
-async def drive_call(label: str, call_id: str, url: str, voices: dict[str, bytes],
+async def drive_call(label: str, call_id: str, url: str, voices: dict[str, bytes], *,
                      script: tuple[Line, ...] = SCRIPT, delay_s: float = 0.0) -> tuple[CallResult, AcsMediaClient]:
     """Say the script over an ACS media socket; returns the timings (host marks not yet attached)."""
     await asyncio.sleep(delay_s)
@@ -208,7 +217,8 @@ def attach_host_marks(result: CallResult, state: CallState | None) -> None:
     record = [(t.at, {"turn": t.speaker.value, "agent": t.agent, "text": t.text, "interrupted": t.interrupted,
                       "latency_ms": t.latency_ms}) for t in state.turns]
     record += [(e.at, {"event": e.kind, "agent": e.agent, "data": e.data}) for e in state.events]
-    result.host_turns = [{"at_ms": round((at - origin) * 1000), **item} for at, item in sorted(record, key=lambda r: r[0])]
+    record.sort(key=lambda r: r[0])
+    result.host_turns = [{"at_ms": round((at - origin) * 1000), **item} for at, item in record]
     result.tools = [(str(e.data.get("name")), bool(e.data.get("ok"))) for e in state.events if e.kind == "tool_call"]
     result.final_agent = state.session.current_agent
     starts = [t.started + WALL_OFFSET if not math.isnan(t.started) else math.inf for t in result.turns]

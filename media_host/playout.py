@@ -24,6 +24,16 @@ class UtteranceEnd:
     utterance: int
 
 
+@dataclass(frozen=True, slots=True)
+class _UtteranceStart:
+    """A marker in the queue: the next frames are this utterance's (consumed here, never returned).
+
+    A marker, not a counter reset, because an utterance is often queued behind the one still playing.
+    """
+
+    utterance: int
+
+
 PlayoutItem = bytes | UtteranceEnd
 
 
@@ -36,11 +46,13 @@ class PlayoutQueue:
         self._late_s = late_tolerance_ms / 1000
         self._clock = clock
         self._sleep = sleep
-        self._items: deque[tuple[bytes, float] | UtteranceEnd] = deque()  # frames with the time they were queued
+        # Frames (with the time they were queued) and utterance markers, in play order.
+        self._items: deque[tuple[bytes, float] | UtteranceEnd | _UtteranceStart] = deque()
         self._frames_queued = 0
         self._wake = asyncio.Event()
         self._ear = 0.0
-        self._utterance = 0
+        self._utterance = 0  # the last utterance queued
+        self._playing = 0  # the utterance whose frames are going out now
         self._utterance_sent_frames = 0
         self._generation = 0  # bumped by flush(), so a sender sleeping on the old schedule starts over
         self.frames_sent = 0
@@ -59,10 +71,10 @@ class PlayoutQueue:
             self._wake.set()
 
     def start_utterance(self) -> int:
-        """Begin tracking a new agent utterance; returns its number."""
+        """Begin a new agent utterance (its frames follow); returns its number."""
         self._utterance += 1
-        self._utterance_sent_frames = 0
-        self.first_sent_at = None
+        self._items.append(_UtteranceStart(self._utterance))
+        self._wake.set()
         return self._utterance
 
     def end_utterance(self) -> None:
@@ -127,6 +139,12 @@ class PlayoutQueue:
                 await self._wake.wait()
                 continue
             head = self._items[0]
+            if isinstance(head, _UtteranceStart):
+                self._items.popleft()
+                self._playing = head.utterance
+                self._utterance_sent_frames = 0
+                self.first_sent_at = None
+                continue
             if isinstance(head, UtteranceEnd):
                 self._items.popleft()
                 return head
@@ -146,7 +164,7 @@ class PlayoutQueue:
             self._ear = max(self._ear, now) + self._frame_s
             if self._utterance_sent_frames == 0:
                 self.first_sent_at = now
-                self.first_sent[self._utterance] = now
+                self.first_sent[self._playing] = now
                 if len(self.first_sent) > 16:
                     del self.first_sent[min(self.first_sent)]
             self._utterance_sent_frames += 1

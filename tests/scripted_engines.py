@@ -45,6 +45,7 @@ SILENCE = bytes(FRAME)
 class EnergyVad:
     sample_rate = RATE
     made: list[EnergyVad] = []  # every detector created, so a test can look at the call's
+    pause_ms: int | None = None  # when set (by a test), a pause is announced after this much quiet
 
     def __init__(self, end_of_speech_ms: int) -> None:
         EnergyVad.made.append(self)
@@ -68,6 +69,8 @@ class EnergyVad:
         else:
             self.voiced = 0
             self.silent += 1
+            if self.speaking and self.pause_ms is not None and self.silent * 20 == self.pause_ms:
+                events.append(VadEvent("pause", self.last_voiced))
             if self.speaking and self.silent * 20 >= self.end_of_speech_ms:
                 self.speaking = False
                 events.append(VadEvent("end", self.last_voiced))

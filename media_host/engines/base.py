@@ -19,13 +19,15 @@ from agents.schema import Voice
 
 @dataclass(frozen=True, slots=True)
 class VadEvent:
-    """`start`: the caller started speaking; `end`: they stopped (after the end-of-speech silence).
+    """`start`: the caller started speaking; `end`: they stopped (after the end-of-speech silence);
+    `pause`: they have been quiet for a moment inside speech (a detector may emit it so the pipeline
+    can start transcribing before the turn is certain to be over).
 
-    `at_ms` is the position in the caller's audio stream where speech started or where the last
-    voiced audio ended (not when the end was detected, which is `end_of_speech_ms` later).
+    `at_ms` is the position in the caller's audio stream where speech started, or where the last
+    voiced audio ended (for `pause` and `end`: not when it was detected, which is later).
     """
 
-    kind: Literal["start", "end"]
+    kind: Literal["start", "pause", "end"]
     at_ms: float
 
 

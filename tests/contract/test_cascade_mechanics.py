@@ -21,7 +21,7 @@ from media_host.transports.acs import AcsAdapter
 from switchboard.session_models import Speaker
 from tests.acs_client import AcsClient, dtmf
 from tests.media_harness import running_host, seed_call
-from tests.scripted_engines import SILENCE, EnergyVad, ScriptedChat, phrase_frame, scripted_engines
+from tests.scripted_engines import SILENCE, EnergyVad, ScriptedChat, ScriptedStt, phrase_frame, scripted_engines
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "cascade"
 HELLO, QUESTION, MORE, INTERRUPT = 101, 102, 103, 104
@@ -259,3 +259,54 @@ async def test_an_openai_compatible_model_chosen_by_settings_holds_the_turn(redi
                                                                   "transfer_to_human", "handoff_to_back"]
         assert [m["role"] for m in second["messages"]] == ["system", "user", "assistant", "tool"]
         assert second["messages"][-1]["content"] == '{"found": "hours"}'
+
+
+async def test_a_noise_that_cut_the_agent_off_gets_the_rest_of_the_reply(redis_url: str) -> None:
+    reply = "First sentence here. " + "Second sentence is long and matters. " * 3
+    engines = scripted_engines(PHRASES, [reply])
+    noise = 999  # a phrase number the scripted STT does not know: it transcribes to nothing
+    async with desk_call(redis_url, engines) as (host, call_id, acs):
+        await acs.wait_for(lambda r: len(r.audio) >= agent_frames(3))
+        await silence(acs, 300)
+        await speak(acs, QUESTION)
+        await acs.wait_for(lambda r: len(r.audio) >= agent_frames(3) + 25)  # half a second into the reply
+        await speak(acs, noise, ms=100, silence_ms=0)
+        await acs.wait_for(lambda r: len(r.stops) == 1)
+        await silence(acs, 700)
+        recorded = await wait_turns(host, call_id, 4)  # the noise is not a caller turn
+        cut, resumed = recorded[2], recorded[3]
+        assert cut[0] == "agent"
+        assert cut[2]  # interrupted
+        assert resumed[0] == "agent"
+        assert not resumed[2]
+        assert resumed[1].endswith("Second sentence is long and matters.")
+        assert len(resumed[1]) < len(reply)  # the rest, not the whole reply again
+        assert "resumed_after_noise" in [e.kind for e in await host.store.events(call_id)]
+
+
+async def test_a_transcript_started_at_the_pause_is_used_when_the_caller_has_finished(redis_url: str,
+                                                                                      monkeypatch) -> None:
+    monkeypatch.setattr(EnergyVad, "pause_ms", 100)
+    engines = scripted_engines(PHRASES, ["Quick answer."])
+    async with desk_call(redis_url, engines) as (host, call_id, acs):
+        await acs.wait_for(lambda r: len(r.audio) >= agent_frames(3))
+        await speak(acs, QUESTION)
+        recorded = await wait_turns(host, call_id, 3)
+        assert recorded[1:] == [("caller", "what is the answer", False), ("agent", "Quick answer.", False)]
+        stt = engines.stt
+        assert isinstance(stt, ScriptedStt)
+        assert stt.finished == 1  # decoded once, at the pause: not again at the end of the turn
+        marks = (await host.store.turns(call_id))[2].latency_ms
+        assert marks["stt_done"] < marks["eos_detected"]  # the text was ready before the window closed
+
+
+async def test_speech_after_the_pause_discards_the_early_transcript(redis_url: str, monkeypatch) -> None:
+    monkeypatch.setattr(EnergyVad, "pause_ms", 100)
+    engines = scripted_engines(PHRASES, ["Both parts heard."])
+    async with desk_call(redis_url, engines) as (host, call_id, acs):
+        await acs.wait_for(lambda r: len(r.audio) >= agent_frames(3))
+        await speak(acs, QUESTION, silence_ms=200)  # pauses (100 ms) but the turn has not ended (300 ms)
+        await speak(acs, MORE)
+        recorded = await wait_turns(host, call_id, 3)
+        assert recorded[1:] == [("caller", "what is the answer and another thing", False),
+                                ("agent", "Both parts heard.", False)]

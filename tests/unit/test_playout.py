@@ -134,3 +134,20 @@ async def test_wait_played_returns_when_the_far_end_is_done(t: FakeTime) -> None
     await q.wait_played()
     assert not q.playing
     assert t.now == pytest.approx(100.06)
+
+
+async def test_an_utterance_queued_behind_another_is_stamped_when_its_own_audio_starts(t: FakeTime) -> None:
+    q = queue(t)
+    a = q.start_utterance()
+    q.push_frames(frames(10))  # 200 ms of A
+    q.end_utterance()
+    b = q.start_utterance()  # B is queued while A is still to play
+    q.push_frames(frames(2))
+    q.end_utterance()
+    sent: list[object] = []
+    while len(sent) < 14:
+        sent.append(await q.next_item())
+    a_start, b_start = q.first_sent[a], q.first_sent[b]
+    assert a_start == pytest.approx(100.0)
+    assert b_start == pytest.approx(100.14)  # after A's 10 frames (4 at once, then one per 20 ms)
+    assert q.heard_ms() == pytest.approx(0.0, abs=1e-6)  # B's own audio has not played yet

@@ -173,3 +173,21 @@ def test_invalid_parameters(threshold: float, neg_threshold: float, min_speech_m
     with pytest.raises(ValueError):  # noqa: PT011
         VadStateMachine(threshold=threshold, neg_threshold=neg_threshold, min_speech_ms=min_speech_ms,
                         end_of_speech_ms=end_ms)
+
+
+def test_a_pause_is_announced_once_per_quiet_span_before_the_end() -> None:
+    from media_host.engines.embedded.vad import VadStateMachine
+
+    machine = VadStateMachine(min_speech_ms=64, end_of_speech_ms=600, pause_ms=300)
+    events = []
+    t = 0.0
+    for probability in [0.9] * 10 + [0.1] * 12 + [0.9] * 3 + [0.1] * 25:
+        event = machine.step(probability, t)
+        if event is not None:
+            events.append((event.kind, event.at_ms))
+        t += 32
+    kinds = [k for k, _ in events]
+    assert kinds == ["start", "pause", "pause", "end"]  # one pause per quiet span; speech in between
+    first_pause, second_pause, end = events[1][1], events[2][1], events[3][1]
+    assert first_pause == 320  # where the voiced audio ended, not when the pause was noticed
+    assert second_pause == end  # nothing was said after the second pause: its transcript is the turn's

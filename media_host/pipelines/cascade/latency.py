@@ -32,7 +32,12 @@ class TurnClock:
         out.update({f"{name}_engine": ms for name, ms in self.engine_ms.items()})
         total = self.marks.get("first_audio_out")
         if total is not None:
-            waited = self.marks.get("eos_detected", 0.0) + sum(self.engine_ms.values())
+            eos = self.marks.get("eos_detected", 0.0)
+            engines = dict(self.engine_ms)
+            if "stt" in engines and "stt_done" in self.marks:
+                # A transcript started during the caller's pause may be ready before the turn window
+                # closed: only the part of its time after the window is waited for.
+                engines["stt"] = min(engines["stt"], max(0.0, self.marks["stt_done"] - eos))
             out["total"] = total
-            out["overhead"] = round(total - waited, 1)
+            out["overhead"] = round(total - eos - sum(engines.values()), 1)
         return out

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine
@@ -18,7 +19,7 @@ from typing import Any
 
 from media_host.channel import CallChannel
 from media_host.control_plane import ControlPlane
-from media_host.engines.base import ChatMessage, Engines, VoiceActivityDetector
+from media_host.engines.base import ChatMessage, Engines, Transcript, VoiceActivityDetector
 from media_host.events import (
     AudioFrame,
     CallerHungUp,
@@ -85,6 +86,9 @@ class CascadeCall:
         self.dtmf_timer: asyncio.Task[None] | None = None
         self.ending = False
         self.turns = 0
+        self.unheard = ""  # what a barge-in cut off, said again if the interruption was only a noise
+        # A transcript started when the caller paused: used if nothing more was said before the end.
+        self.speculative: tuple[float, asyncio.Task[tuple[Transcript, float]]] | None = None
 
     # --- main loop ------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -122,11 +126,14 @@ class CascadeCall:
         for event in self.vad.process(frame.pcm):
             if event.kind == "start":
                 self._on_speech_start(event.at_ms)
+            elif event.kind == "pause":
+                self._on_pause(event.at_ms)
             else:
                 self._on_speech_end(event.at_ms)
 
     def _arrival(self, at_ms: float) -> float:
-        index = min(int(at_ms // FRAME_MS), self.frames - 1)
+        """When the frame holding stream position `at_ms` arrived (the frame that ends there, at a boundary)."""
+        index = min(max(0, math.ceil(at_ms / FRAME_MS) - 1), self.frames - 1)
         if self.frames - index > ARRIVALS:
             return self.arrivals[(self.frames - 1) % ARRIVALS]
         return self.arrivals[index % ARRIVALS]
@@ -146,15 +153,33 @@ class CascadeCall:
         self.speech = list(self.preroll)
         self.preroll.clear()
 
+    def _on_pause(self, at_ms: float) -> None:
+        """The caller has gone quiet: transcribe now, so the text is ready if the turn is indeed over."""
+        if self.speech is None:
+            return
+        self._drop_speculative()
+        audio = [*self.turn_audio, *self.speech]
+        self.speculative = (at_ms, asyncio.create_task(self._transcribe(audio), name="stt-speculative"))
+
+    def _drop_speculative(self) -> None:
+        if self.speculative is not None:
+            self.speculative[1].cancel()
+            self.speculative = None
+
     def _on_speech_end(self, at_ms: float) -> None:
         self.call.send(SpeechStopped())
         if self.speech is None:
             return
         self.turn_audio.extend(self.speech)
         self.speech = None
+        ready = None
+        if self.speculative is not None and self.speculative[0] == at_ms:
+            ready = self.speculative[1]  # nothing was said after the pause: its transcript is the turn's
+            self.speculative = None
+        self._drop_speculative()
         clock = TurnClock(speech_end=self._arrival(at_ms))
         clock.mark("eos_detected")
-        self._start(self._answer(list(self.turn_audio), clock))
+        self._start(self._answer(list(self.turn_audio), clock, ready))
 
     def _barge_in(self, onset: float) -> None:
         position = self.call.playout.heard_position()
@@ -165,7 +190,7 @@ class CascadeCall:
         active = self.responder.active
         cut = list(self.unplayed)
         if active is not None and all(active is not u for u, _ in cut):
-            cut.append((active, None))
+            cut.append((active, active.clock))
             active.cancel()
         self.unplayed.clear()
         if self.writer is not None:
@@ -177,13 +202,14 @@ class CascadeCall:
 
     async def _record_interrupted(self, cut: list[tuple[Utterance, TurnClock | None]], position: float,
                                   barge_in_ms: float) -> None:
+        self.unheard = " ".join(u.unheard_text(position) for u, _ in cut).strip()
         heard_all = []
         for utterance, clock in cut:
             heard = utterance.heard_text(position)
             if heard:
                 heard_all.append(heard)
                 await self.conv.record_turn(Speaker.AGENT, heard, interrupted=True,
-                                            latency=clock.summary() if clock else None)
+                                            latency=self._latency(utterance, clock))
                 self.call.send(TranscriptLine("agent", heard, self.conv.agent.name, interrupted=True))
         # What the model said but the caller never heard must not look heard in the history.
         if heard_all and self.conv.history and self.conv.history[-1].role == "assistant":
@@ -199,7 +225,8 @@ class CascadeCall:
         self.conv.greeted = True
         await self.conv.save()
 
-    async def _answer(self, audio: list[bytes], clock: TurnClock) -> None:
+    async def _transcribe(self, audio: list[bytes]) -> tuple[Transcript, float]:
+        """The text of `audio`, and when it was ready."""
         stream = self.p.engines.stt.stream(self.conv.agent.spec.locale)
         try:
             for frame in audio:
@@ -207,13 +234,23 @@ class CascadeCall:
             transcript = await stream.finish()
         finally:
             await stream.aclose()
-        clock.mark("stt_done")
+        return transcript, time.monotonic()
+
+    async def _answer(self, audio: list[bytes], clock: TurnClock,
+                      ready: asyncio.Task[tuple[Transcript, float]] | None = None) -> None:
+        transcript, done_at = await (ready if ready is not None else self._transcribe(audio))
+        clock.mark("stt_done", done_at)
         clock.engine("stt", transcript.engine_ms)
         await self._caller_said(transcript.text.strip(), clock, transcript.confidence)
 
     async def _caller_said(self, text: str, clock: TurnClock, confidence: float = 1.0) -> None:
+        unheard, self.unheard = self.unheard, ""
         if not text:
-            return  # a cough, a noise: no turn
+            # A cough or a noise, not a turn. If it cut the agent off, the caller still needs the rest.
+            if unheard:
+                await self.conv.record_event("resumed_after_noise")
+                await self.responder.say(unheard)
+            return
         self.turn_audio = []
         self.call.send(TurnCommitted())
         self.call.send(Recognition(text, confidence))
@@ -278,19 +315,25 @@ class CascadeCall:
                 await asyncio.sleep(remaining * FRAME_MS / 1000)
                 continue
             self.unplayed.pop(0)
-            latency = None
-            if clock is not None:
-                first_out = utterance.first_audio_at()
-                if first_out is not None:
-                    clock.mark("first_audio_out", first_out)
-                latency = clock.summary()
-                self.call.send(TurnLatency(latency))
-                if self.p.on_latency is not None:
-                    self.p.on_latency(latency)
-            await self.conv.record_turn(Speaker.AGENT, utterance.text, latency=latency)
+            await self.conv.record_turn(Speaker.AGENT, utterance.text, latency=self._latency(utterance, clock))
             self.call.send(TranscriptLine("agent", utterance.text, self.conv.agent.name))
 
+    def _latency(self, utterance: Utterance, clock: TurnClock | None) -> dict[str, float] | None:
+        """The turn's marks, completed with when its first audio went out, and reported."""
+        if clock is None:
+            return None
+        first_out = utterance.first_audio_at()
+        if first_out is not None:
+            clock.mark("first_audio_out", first_out)
+        latency = clock.summary()
+        self.call.send(TurnLatency(latency))
+        # Only replies to the caller are turns; a greeting answers no speech (its clock starts at the call).
+        if self.p.on_latency is not None and "eos_detected" in latency:
+            self.p.on_latency(latency)
+        return latency
+
     async def _close(self) -> None:
+        self._drop_speculative()
         for task in (self.reply, self.dtmf_timer):
             if task is not None:
                 task.cancel()

@@ -102,7 +102,9 @@ class Responder:
             for tool_call in calls:
                 await self._run_tool(agent, tool_call)
             if self.conv.agent is not agent:
-                await self.say(self.conv.agent.render_greeting(self.conv.variables()))
+                greeting = await self.say(self.conv.agent.render_greeting(self.conv.variables()),
+                                          clock if first else None)
+                first = first and not greeting.started
         else:
             log.warning("turn reached %d model rounds", MAX_ROUNDS)
         await self.conv.save()

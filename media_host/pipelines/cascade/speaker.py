@@ -112,6 +112,12 @@ class Utterance:
                 break
         return " ".join(words)
 
+    def unheard_text(self, position: float) -> str:
+        """What the reply was still going to say after `position` (whole sentences, from the first
+        sentence the caller did not hear in full)."""
+        rest = [s.text for s in self.spoken if s.end > position]
+        return " ".join(rest) if rest else ""
+
     async def _synthesise(self) -> None:
         while (sentence := await self._sentences.get()) is not None:
             start = self.call.playout.frames_pushed
