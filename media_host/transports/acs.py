@@ -14,7 +14,6 @@ import functools
 import logging
 import time
 from typing import ClassVar
-from urllib.parse import parse_qs, urlsplit
 
 from pydantic import ValidationError
 from websockets.asyncio.server import ServerConnection
@@ -23,9 +22,17 @@ from websockets.http11 import Request
 from media_host.channel import CallChannel, CallInfo
 from media_host.events import DtmfReceived, HangUp, Outbound, StopPlayback, Transfer
 from media_host.transports.acs_models import STOP_AUDIO, SUPPORTED_RATES, InboundMessage, audio_message
-from media_host.transports.base import Admission, CloseCode, HostServices, ProtocolViolation, Rejected, WireAdapter
+from media_host.transports.base import (
+    Admission,
+    CloseCode,
+    HostServices,
+    ProtocolViolation,
+    Rejected,
+    WireAdapter,
+    query_token_claims,
+)
 from switchboard.acs_auth import AcsAuthError, AcsJwtVerifier
-from switchboard.tokens import Purpose, TokenError
+from switchboard.tokens import Purpose
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +71,7 @@ class AcsAdapter(WireAdapter):
 
     @classmethod
     async def authorize(cls, request: Request, host: HostServices) -> Admission:
-        token = parse_qs(urlsplit(request.path).query).get("token", [None])[0]
-        try:
-            claims = host.store.verify_token(token, Purpose.MEDIA)
-        except TokenError as exc:
-            raise Rejected(401, "unauthorized", str(exc)) from None
+        claims = query_token_claims(request, host, Purpose.MEDIA)
         settings = host.settings
         if settings.acs_resource_id:
             verifier = _verifier(settings.acs_jwks_url, settings.acs_jwt_issuer, settings.acs_resource_id)

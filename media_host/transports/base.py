@@ -13,6 +13,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, ClassVar, Protocol
+from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request
@@ -26,6 +27,7 @@ from media_host.pipelines import Pipeline
 from media_host.playout import UtteranceEnd
 from switchboard.session_store import SessionStore
 from switchboard.settings import Settings
+from switchboard.tokens import Purpose, TokenClaims, TokenError
 
 
 class CloseCode(IntEnum):
@@ -67,6 +69,15 @@ class Rejected(Exception):
     def __init__(self, status: int, error: str, detail: str) -> None:
         super().__init__(detail)
         self.status, self.error, self.detail = status, error, detail
+
+
+def query_token_claims(request: Request, host: HostServices, purpose: Purpose) -> TokenClaims:
+    """The claims of the per-call token in the upgrade URL's `?token=`, or an HTTP 401 with the reason."""
+    token = parse_qs(urlsplit(request.path).query).get("token", [None])[0]
+    try:
+        return host.store.verify_token(token, purpose)
+    except TokenError as exc:
+        raise Rejected(401, "unauthorized", str(exc)) from None
 
 
 @dataclass

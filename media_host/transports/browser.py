@@ -16,7 +16,7 @@ import logging
 import time
 import uuid
 from typing import TYPE_CHECKING, ClassVar
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import quote
 
 import pydantic_core
 from pydantic import ValidationError
@@ -51,12 +51,12 @@ from media_host.transports.base import (
     CloseCode,
     HostServices,
     ProtocolViolation,
-    Rejected,
     WireAdapter,
     close_reason,
+    query_token_claims,
 )
 from switchboard.session_models import CallSession, CallStatus
-from switchboard.tokens import Purpose, TokenError
+from switchboard.tokens import Purpose
 
 if TYPE_CHECKING:
     from media_host.server import MediaHost
@@ -94,11 +94,7 @@ class BrowserAdapter(WireAdapter):
 
     @classmethod
     async def authorize(cls, request: Request, host: HostServices) -> Admission:
-        token = parse_qs(urlsplit(request.path).query).get("token", [None])[0]
-        try:
-            claims = host.store.verify_token(token, Purpose.BROWSER)
-        except TokenError as exc:
-            raise Rejected(401, "unauthorized", str(exc)) from None
+        claims = query_token_claims(request, host, Purpose.BROWSER)
         return Admission(claims={"call_id": claims.call_id})
 
     # --- opening -------------------------------------------------------------------------------
