@@ -120,10 +120,22 @@ class Settings(BaseSettings):
     azure_openai_api_version: str = Field("2025-04-01-preview", description="Azure OpenAI api-version.")
     azure_openai_chat_deployment: str | None = Field(None, description="Chat model deployment name.")
     azure_openai_realtime_deployment: str | None = Field(None, description="Realtime model deployment name.")
+    azure_openai_realtime_api_version: str = Field(
+        "2025-04-01-preview", description="api-version of the Azure Realtime preview (REALTIME_FLAVOR=beta)."
+    )
     openai_base_url: str | None = Field(None, description="Any OpenAI-compatible base URL (Ollama, vLLM).")
     openai_api_key: SecretStr | None = Field(None, description="Key for OPENAI_BASE_URL.")
     openai_chat_model: str = Field("gpt-4o-mini", description="Model name sent to OPENAI_BASE_URL.")
     chat_timeout_seconds: float = Field(10.0, gt=0, description="Chat model: connect, first byte and gap limit.")
+    chat_max_retries: int = Field(2, ge=0, le=5, description="Retries on 429, 5xx and timeouts before falling back.")
+    chat_retry_max_wait_seconds: float = Field(
+        2.0, ge=0, description="Longest wait for a retry (a caller is waiting): longer retry-after falls back."
+    )
+    openai_realtime_model: str = Field("gpt-realtime", description="Realtime model with OPENAI_API_KEY (OpenAI).")
+    realtime_websocket_url: str | None = Field(
+        None, description="Override of the Realtime WebSocket base URL (a proxy, or a local test server)."
+    )
+    realtime_reconnect_attempts: int = Field(5, ge=0, le=20, description="Realtime socket reconnects per drop.")
 
     # --- Cosmos DB -----------------------------------------------------------------------------
     cosmos_endpoint: str | None = Field(None, description="Cosmos DB account endpoint.")
@@ -183,6 +195,11 @@ class Settings(BaseSettings):
     def _http_url(cls, v: str | None) -> str | None:
         return _check_url(v, {"http", "https"}, "http(s)")
 
+    @field_validator("realtime_websocket_url")
+    @classmethod
+    def _realtime_url(cls, v: str | None) -> str | None:
+        return _check_url(v, {"ws", "wss"}, "WebSocket")
+
     @field_validator("media_host_public_url")
     @classmethod
     def _ws_url(cls, v: str | None) -> str | None:
@@ -229,8 +246,9 @@ class Settings(BaseSettings):
             raise ValueError("CHAT_ENGINE=azure_openai needs AZURE_OPENAI_ENDPOINT and a chat deployment")
         if self.chat_engine is ChatEngine.OPENAI_COMPATIBLE and not self.openai_base_url:
             raise ValueError("CHAT_ENGINE=openai_compatible needs OPENAI_BASE_URL")
-        if self.pipeline is Pipeline.REALTIME and not self.azure_openai_realtime_deployment:
-            raise ValueError("PIPELINE=realtime needs AZURE_OPENAI_ENDPOINT and a realtime deployment")
+        if self.pipeline is Pipeline.REALTIME and self.resolved_realtime is None:
+            raise ValueError("PIPELINE=realtime needs AZURE_OPENAI_ENDPOINT with AZURE_OPENAI_REALTIME_DEPLOYMENT, "
+                             "or OPENAI_API_KEY, or REALTIME_WEBSOCKET_URL")
         return self
 
     # --- derived -------------------------------------------------------------------------------
@@ -268,6 +286,15 @@ class Settings(BaseSettings):
         if self.openai_base_url:
             return ChatEngine.OPENAI_COMPATIBLE.value
         return ChatEngine.OFFLINE.value
+
+    @property
+    def resolved_realtime(self) -> str | None:
+        """Which Realtime service the realtime pipeline talks to: `azure`, `openai`, or None (none set)."""
+        if self.azure_openai_endpoint and self.azure_openai_realtime_deployment:
+            return "azure"
+        if self.openai_api_key is not None or self.realtime_websocket_url:
+            return "openai"
+        return None
 
     @property
     def embedded(self) -> bool:
