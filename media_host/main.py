@@ -17,6 +17,8 @@ from redis.exceptions import RedisError
 from agents import AgentLibrary, AgentLoadError
 from media_host.channel import CallInfo
 from media_host.engines.factory import build_engines, check_engines
+from media_host.engines.resilient_chat import ChatRetryStats
+from media_host.metrics import DerivedCounter
 from media_host.pipelines.base import Pipeline
 from media_host.pipelines.factory import check_pipeline, pipeline_factory
 from media_host.server import MediaHost
@@ -33,6 +35,8 @@ from switchboard.settings import Settings, SettingsError, load_settings
 log = logging.getLogger("media_host")
 
 ADAPTERS = [AcsAdapter, AudioCodesAdapter, BrowserAdapter]
+CHAT_FAILURES = DerivedCounter("switchboard_chat_failures_total",
+                               "Cloud chat model failures, by engine, kind and outcome (retried, gave_up...)", "")
 
 
 def _not_ready(_info: CallInfo) -> Pipeline:
@@ -40,9 +44,11 @@ def _not_ready(_info: CallInfo) -> Pipeline:
 
 
 async def serve(settings: Settings, library: AgentLibrary) -> None:
-    engines = await build_engines(settings) if settings.pipeline is PipelineSetting.CASCADE else None
+    chat_stats = ChatRetryStats()
+    engines = await build_engines(settings, chat_stats) if settings.pipeline is PipelineSetting.CASCADE else None
     services = await open_services(settings)
     host = MediaHost(settings, services, library, pipelines=_not_ready, adapters=ADAPTERS)
+    host.metrics.add_source(lambda: CHAT_FAILURES.render_from(chat_stats.samples()))
     host.pipelines = pipeline_factory(settings, engines, host)
     register_routes(host)
     stop = asyncio.Event()

@@ -118,10 +118,17 @@ class MediaMetrics:
                            "dropped_frames"),
             DerivedCounter("switchboard_barge_ins_total", "Times a caller interrupted the agent", "barge_ins"),
         ]
+        # Engines and pipelines keep their own counts (chat retries, Realtime events): rendered when scraped.
+        self.sources: list[Callable[[], Iterable[str]]] = []
+
+    def add_source(self, render: Callable[[], Iterable[str]]) -> None:
+        self.sources.append(render)
 
     def render(self, call_stat: Callable[[str], dict[Labels, float]]) -> str:
         lines = [*self.active.render(), *self.calls.render(), *self.playout.render()]
         for counter in self.per_call:
             lines.extend(counter.render_from(call_stat(counter.stat)))
         lines.extend([*self.errors.render(), *self.turn_latency.render()])
+        for source in self.sources:
+            lines.extend(source())
         return "\n".join(lines) + "\n"

@@ -5,37 +5,44 @@ from __future__ import annotations
 import logging
 
 from media_host.brain import OfflineBrain
+from media_host.engines.azure_openai_chat import azure_openai_chat_from_settings
 from media_host.engines.base import ChatModel, Engines
 from media_host.engines.embedded import describe, load_embedded
 from media_host.engines.openai_chat import openai_chat_from_settings
+from media_host.engines.resilient_chat import ChatRetryStats, resilient
 from switchboard.settings import ChatEngine, Settings, SettingsError
 
 log = logging.getLogger(__name__)
 
 
 def check_engines(settings: Settings) -> None:
-    """Fail at start (not on the first call) when the settings ask for an engine this build lacks."""
-    if settings.resolved_stt != "embedded" or settings.resolved_tts != "embedded":
-        raise SettingsError("Invalid setting STT_ENGINE/TTS_ENGINE: the Azure Speech engines are not "
-                            "available in this build")
-    if settings.resolved_chat == ChatEngine.AZURE_OPENAI.value:
-        raise SettingsError("Invalid setting CHAT_ENGINE: azure_openai is not available in this build")
+    """Fail at start (not on the first call) when the settings ask for an engine they do not configure."""
+    chat = settings.resolved_chat
+    if chat == ChatEngine.AZURE_OPENAI.value and not (settings.azure_openai_endpoint
+                                                      and settings.azure_openai_chat_deployment):
+        raise SettingsError("Invalid setting CHAT_ENGINE: azure_openai needs AZURE_OPENAI_ENDPOINT and "
+                            "AZURE_OPENAI_CHAT_DEPLOYMENT")
+    if chat == ChatEngine.OPENAI_COMPATIBLE.value and not settings.openai_base_url:
+        raise SettingsError("Invalid setting OPENAI_BASE_URL: required for CHAT_ENGINE=openai_compatible")
 
 
-def _chat(settings: Settings, brain: OfflineBrain) -> ChatModel:
-    if settings.resolved_chat == ChatEngine.OPENAI_COMPATIBLE.value:
+def cloud_chat(settings: Settings, stats: ChatRetryStats) -> ChatModel | None:
+    """The cloud chat model of these settings behind the retry policy; None for the offline brain."""
+    chat = settings.resolved_chat
+    if chat == ChatEngine.AZURE_OPENAI.value:
+        return azure_openai_chat_from_settings(settings, stats=stats)
+    if chat == ChatEngine.OPENAI_COMPATIBLE.value:
         model = openai_chat_from_settings(settings, timeout_s=settings.chat_timeout_seconds)
-        if model is None:
-            raise SettingsError("Invalid setting OPENAI_BASE_URL: required for CHAT_ENGINE=openai_compatible")
-        return model
-    return brain
+        return None if model is None else resilient(model, settings, stats=stats)
+    return None
 
 
-async def build_engines(settings: Settings) -> Engines:
+async def build_engines(settings: Settings, stats: ChatRetryStats | None = None) -> Engines:
+    """`stats` receives the cloud chat model's retries and give-ups (the host exports them)."""
     check_engines(settings)
     brain = OfflineBrain()
     vad, stt, tts = await load_embedded(settings.embedded_tts.value)
-    chat = _chat(settings, brain)
+    chat = cloud_chat(settings, stats if stats is not None else ChatRetryStats()) or brain
     description = {**describe(settings.embedded_tts.value), "chat": chat.name, "fallback_chat": brain.name}
     log.info("engines ready", extra=description)
     # The offline brain answers whenever the chosen model fails mid-call, so a caller never hears silence.
