@@ -24,6 +24,11 @@ class SettingsError(Exception):
     """A setting is missing or invalid. The message is one line that names the setting."""
 
 
+class UnknownNumber(StrEnum):
+    DEFAULT = "default"
+    REJECT = "reject"
+
+
 class Engine(StrEnum):
     AUTO = "auto"
     EMBEDDED = "embedded"
@@ -142,6 +147,18 @@ class Settings(BaseSettings):
     cosmos_key: SecretStr | None = Field(None, description="Cosmos DB key; unset: Entra ID.")
     cosmos_database: str = Field("switchboard", description="Cosmos DB database.")
     cosmos_container: str = Field("calls", description="Cosmos DB container for call records.")
+    records_db_path: Path = Field(PROJECT_ROOT / ".data" / "records.sqlite3",
+                                  description="SQLite file for call records when Cosmos DB is not configured.")
+    call_record_ttl_days: int = Field(90, ge=1, description="Call records expire after this many days.")
+
+    # --- call control --------------------------------------------------------------------------
+    unknown_number_action: UnknownNumber = Field(
+        UnknownNumber.DEFAULT,
+        description="A call to a number no scenario lists: `default` (DEFAULT_SCENARIO answers) or `reject`.",
+    )
+    call_connect_timeout_seconds: int = Field(45, ge=5, description="An answered call must connect within this.")
+    call_max_duration_seconds: int = Field(3600, ge=60, description="Calls are hung up after this long.")
+    media_restart_attempts: int = Field(3, ge=0, le=10, description="Media streaming restarts after a failure.")
 
     # --- engine selection ----------------------------------------------------------------------
     pipeline: Pipeline = Field(
