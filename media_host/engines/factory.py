@@ -6,7 +6,8 @@ import logging
 
 from media_host.brain import OfflineBrain
 from media_host.engines.azure_openai_chat import azure_openai_chat_from_settings
-from media_host.engines.base import ChatModel, Engines
+from media_host.engines.azure_speech import describe_azure_speech, load_azure_speech
+from media_host.engines.base import ChatModel, Engines, SpeechToText, TextToSpeech
 from media_host.engines.embedded import describe, load_embedded
 from media_host.engines.openai_chat import openai_chat_from_settings
 from media_host.engines.resilient_chat import ChatRetryStats, resilient
@@ -41,9 +42,14 @@ async def build_engines(settings: Settings, stats: ChatRetryStats | None = None)
     """`stats` receives the cloud chat model's retries and give-ups (the host exports them)."""
     check_engines(settings)
     brain = OfflineBrain()
-    vad, stt, tts = await load_embedded(settings.embedded_tts.value)
+    # The embedded VAD always runs (turn-taking is ours); Azure Speech replaces STT and/or TTS when selected.
+    vad, embedded_stt, embedded_tts = await load_embedded(settings.embedded_tts.value)
+    azure_stt, azure_tts = await load_azure_speech(settings)
+    stt: SpeechToText = azure_stt or embedded_stt
+    tts: TextToSpeech = azure_tts or embedded_tts
     chat = cloud_chat(settings, stats if stats is not None else ChatRetryStats()) or brain
-    description = {**describe(settings.embedded_tts.value), "chat": chat.name, "fallback_chat": brain.name}
+    description = {**describe(settings.embedded_tts.value), **describe_azure_speech(settings),
+                   "chat": chat.name, "fallback_chat": brain.name}
     log.info("engines ready", extra=description)
     # The offline brain answers whenever the chosen model fails mid-call, so a caller never hears silence.
     return Engines(vad=vad, stt=stt, chat=chat, tts=tts, fallback_chat=brain, description=description)
