@@ -32,7 +32,12 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(PY) -m pytest -q tests/unit
 
-test: lint typecheck
+# The local Cosmos DB server the call-record tests run against; reinstalled only when package-lock.json changed.
+node_modules: package-lock.json
+	npm ci --no-audit --no-fund
+	@touch node_modules
+
+test: lint typecheck node_modules
 	$(PY) -m pytest -q
 
 # How many concurrent calls the media host carries in real time (prints a table; never fails on a budget).
