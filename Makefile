@@ -34,8 +34,8 @@ unit: $(STAMP)
 
 # The local Cosmos DB server the call-record tests run against; reinstalled only when package-lock.json changed.
 node_modules: package-lock.json
-	npm ci --no-audit --no-fund
-	@touch node_modules
+	@if command -v npm >/dev/null; then npm ci --no-audit --no-fund && touch node_modules; \
+	else echo "npm not found: the Cosmos DB contract tests will be skipped"; fi
 
 test: lint typecheck node_modules
 	$(PY) -m pytest -q
