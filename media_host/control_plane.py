@@ -9,10 +9,14 @@ own socket and never come here.)
 from __future__ import annotations
 
 import logging
-from typing import Protocol
+from typing import Any, Protocol
+from urllib.parse import quote
+
+import aiohttp
 
 from switchboard.session_models import CallEvent
 from switchboard.session_store import SessionStore
+from switchboard.tokens import Purpose
 
 log = logging.getLogger(__name__)
 
@@ -44,3 +48,51 @@ class SessionControlPlane:
 
     async def notify_handoff(self, call_id: str, from_agent: str, to_agent: str, reason: str) -> None:
         log.info("agent handoff", extra={"from_agent": from_agent, "to_agent": to_agent})
+
+
+class FunctionsControlPlane(SessionControlPlane):
+    """Also raises each request to the call's `call_session` orchestration through the Function App
+    (`POST /api/calls/{id}/events/{name}`, authorised by a per-call callback token).
+
+    The session keeps the request whatever happens, so a Function App that is briefly unreachable
+    loses nothing: the failure is logged and counted, and the call goes on.
+    """
+
+    def __init__(self, store: SessionStore, base_url: str, *, timeout_s: float = 3.0,
+                 ) -> None:
+        super().__init__(store)
+        self.base_url = base_url.rstrip("/")
+        self.timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._client: aiohttp.ClientSession | None = None
+        self.failures = 0
+
+    async def _raise(self, call_id: str, name: str, data: dict[str, Any]) -> None:
+        token = self.store.issue_token(call_id, Purpose.CALLBACK, 300)
+        url = f"{self.base_url}/api/calls/{quote(call_id, safe='')}/events/{name}"
+        if self._client is None:  # created on the running loop, on first use
+            self._client = aiohttp.ClientSession(timeout=self.timeout)
+        try:
+            async with self._client.post(url, params={"token": token}, json=data) as response:
+                response.raise_for_status()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            self.failures += 1
+            log.warning("raising %s to the orchestration failed", name, extra={"error": type(exc).__name__})
+
+    async def request_transfer(self, call_id: str, target: str, reason: str) -> None:
+        await super().request_transfer(call_id, target, reason)
+        await self._raise(call_id, "TransferRequested", {"target": target or None, "reason": reason})
+
+    async def request_hangup(self, call_id: str, reason: str) -> None:
+        await super().request_hangup(call_id, reason)
+        await self._raise(call_id, "HangupRequested", {"reason": reason})
+
+    async def notify_handoff(self, call_id: str, from_agent: str, to_agent: str, reason: str) -> None:
+        await super().notify_handoff(call_id, from_agent, to_agent, reason)
+        session = await self.store.get(call_id)
+        authenticated = session is not None and session.customer is not None
+        await self._raise(call_id, "AgentHandoff", {"from_agent": from_agent, "to_agent": to_agent,
+                                                    "reason": reason, "authenticated": authenticated})
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.close()

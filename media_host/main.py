@@ -16,6 +16,7 @@ from redis.exceptions import RedisError
 
 from agents import AgentLibrary, AgentLoadError
 from media_host.channel import CallInfo
+from media_host.control_plane import FunctionsControlPlane
 from media_host.engines.factory import build_engines, check_engines
 from media_host.engines.resilient_chat import ChatRetryStats
 from media_host.metrics import DerivedCounter
@@ -47,7 +48,11 @@ async def serve(settings: Settings, library: AgentLibrary) -> None:
     chat_stats = ChatRetryStats()
     engines = await build_engines(settings, chat_stats) if settings.pipeline is PipelineSetting.CASCADE else None
     services = await open_services(settings)
-    host = MediaHost(settings, services, library, pipelines=_not_ready, adapters=ADAPTERS)
+    # With a Function App (CALLBACK_BASE_URL), handoffs and ACS transfer/hang-up requests reach its orchestration.
+    control_plane = (FunctionsControlPlane(services.store, settings.callback_base_url)
+                     if settings.callback_base_url else None)
+    host = MediaHost(settings, services, library, pipelines=_not_ready, adapters=ADAPTERS,
+                     control_plane=control_plane)
     host.metrics.add_source(lambda: CHAT_FAILURES.render_from(chat_stats.samples()))
     host.pipelines = pipeline_factory(settings, engines, host)
     register_routes(host)
@@ -66,6 +71,8 @@ async def serve(settings: Settings, library: AgentLibrary) -> None:
     try:
         await host.run(stop)
     finally:
+        if control_plane is not None:
+            await control_plane.aclose()
         await services.close()
 
 

@@ -182,6 +182,10 @@ class SessionStore:
         claimed = await self.redis.set(f"{self.prefix}dedupe:{scope}:{key}", "1", nx=True, ex=ttl_seconds)
         return bool(claimed)
 
+    async def release(self, scope: str, key: str) -> None:
+        """Undo a claim whose work failed, so a redelivery may try again."""
+        await self.redis.delete(f"{self.prefix}dedupe:{scope}:{key}")
+
     # --- tokens --------------------------------------------------------------------------------
     def issue_token(self, call_id: str, purpose: Purpose, ttl_seconds: int | None = None) -> str:
         return self.signer.issue(call_id, purpose, ttl_seconds or self.ttl)

@@ -1,0 +1,102 @@
+"""Call Automation callbacks and media-host events, turned into `call_session` orchestration events.
+
+Every request proves which call it is for: the per-call token in its URL (and, for ACS, the ACS JWT
+when `ACS_RESOURCE_ID` is set). Events are raised once per event id, so ACS retries and replays are
+harmless; the orchestration copes with events out of order. The answer is a fast 2xx: the work
+happens in the orchestration.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from callbacks.incoming import Orchestrations
+from callbacks.replies import Reply, error
+from callbacks.runtime import Worker
+from callbacks.wire import WireError, callback_events, check_event_data, json_body
+from switchboard.acs_auth import AcsAuthError
+from switchboard.logs import bind_call
+from switchboard.tokens import Purpose, TokenError
+
+log = logging.getLogger(__name__)
+
+# ACS callbacks the orchestration acts on; others (play, recognize...) are acknowledged and dropped.
+ORCHESTRATION_EVENTS = frozenset({
+    "CallConnected", "CallDisconnected", "MediaStreamingStarted", "MediaStreamingStopped", "MediaStreamingFailed",
+    "CallTransferAccepted", "CallTransferFailed", "ParticipantsUpdated",
+})
+# What the media host may tell the orchestration about a call it carries.
+MEDIA_HOST_EVENTS = frozenset({"AgentHandoff", "Authenticated", "TransferRequested", "HangupRequested"})
+MAX_EVENT_DATA = 16 * 1024
+
+
+async def _authorise(worker: Worker, call_id: str, token: str | None, authorization: str | None,
+                     acs: bool) -> Reply | None:
+    try:
+        worker.store.verify_token(token, Purpose.CALLBACK, call_id)
+    except TokenError as exc:
+        return error(401, "unauthorized", f"callback token: {exc}")
+    if acs and worker.jwt is not None:
+        try:
+            await worker.jwt.verify(authorization)
+        except AcsAuthError as exc:
+            return error(401, "unauthorized", f"ACS token: {exc}")
+    if await worker.store.get(call_id) is None:
+        return error(404, "unknown_call", "no such call in progress")
+    return None
+
+
+async def handle_callbacks(worker: Worker, client: Orchestrations, call_id: str, *, token: str | None,
+                           authorization: str | None, body: bytes) -> Reply:
+    with bind_call(call_id, call_id):
+        denied = await _authorise(worker, call_id, token, authorization, acs=True)
+        if denied is not None:
+            log.warning("callback refused", extra={"status": denied.status, "reason": denied.body["error"]["code"]})
+            return denied
+        try:
+            events = callback_events(body)
+        except WireError as exc:
+            return error(400, "bad_request", str(exc))
+        counts = {"raised": 0, "duplicates": 0, "ignored": 0}
+        for event in events:
+            details = event.details
+            if details.correlation_id and details.correlation_id != call_id:
+                return error(400, "bad_request", "event for another call")
+            if event.name not in ORCHESTRATION_EVENTS:
+                counts["ignored"] += 1
+                continue
+            if not await worker.store.claim("callback", event.id, worker.settings.dedupe_ttl_seconds):
+                counts["duplicates"] += 1
+                continue
+            try:
+                await client.raise_event(call_id, event.name, event.data)
+            except Exception:
+                await worker.store.release("callback", event.id)  # ACS retries; the retry must get through
+                log.exception("raising %s failed", event.name)
+                return error(503, "unavailable", "the call's orchestration could not be reached; retry")
+            counts["raised"] += 1
+            log.info("callback", extra={"event": event.name,
+                                        "result_code": details.result_information.code
+                                        if details.result_information else None})
+        return Reply(200, counts)
+
+
+async def handle_media_host_event(worker: Worker, client: Orchestrations, call_id: str, name: str, *,
+                                  token: str | None, body: bytes) -> Reply:
+    """`POST /api/calls/{id}/events/{name}` from the media host (handoffs, transfer and hang-up requests)."""
+    with bind_call(call_id, call_id):
+        if name not in MEDIA_HOST_EVENTS:
+            return error(400, "bad_request", f"unknown event {name[:40]!r}")
+        denied = await _authorise(worker, call_id, token, None, acs=False)
+        if denied is not None:
+            return denied
+        try:
+            data = json_body(body) if body else {}
+            check_event_data(data)
+        except WireError as exc:
+            return error(400, "bad_request", str(exc))
+        if not isinstance(data, dict) or len(body) > MAX_EVENT_DATA:
+            return error(400, "bad_request", "event data must be a JSON object under 16 kB")
+        await client.raise_event(call_id, name, data)
+        log.info("media host event", extra={"event": name})
+        return Reply(202, {"raised": name})

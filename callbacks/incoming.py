@@ -1,0 +1,131 @@
+"""Answering an `IncomingCall`: de-duplicate, route, seed the session, answer with media, start the session.
+
+Event Grid delivers at least once, sometimes the same event several times at once: the correlation id
+is claimed in Redis (SET NX) before anything else, so exactly one delivery answers. If answering fails,
+the claim is released and the error raised, so Event Grid's retry gets another chance.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+from urllib.parse import quote
+
+from callbacks.runtime import Worker
+from callbacks.wire import IncomingCallData
+from switchboard.logs import bind_call, mask_phone
+from switchboard.session_models import CallSession
+from switchboard.settings import UnknownNumber
+from switchboard.tokens import Purpose
+
+log = logging.getLogger(__name__)
+
+ORCHESTRATION = "call_session"
+MEDIA_PATH = "/api/v1/media/stream"
+
+
+class Orchestrations(Protocol):
+    """The parts of `DurableOrchestrationClient` the ingress uses."""
+
+    async def start_new(self, orchestration_function_name: str, instance_id: str | None = None,
+                        client_input: Any | None = None) -> str: ...
+
+    async def raise_event(self, instance_id: str, event_name: str, event_data: Any = None) -> None: ...
+
+    async def get_status(self, instance_id: str) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Answered:
+    outcome: str  # answered | rejected | duplicate
+    call_id: str
+    scenario: str | None = None
+    call_connection_id: str | None = None
+    answer_ms: float | None = None  # event in to answer request out (our own work, then the request)
+
+
+def callback_url(worker: Worker, call_id: str) -> str:
+    token = worker.store.issue_token(call_id, Purpose.CALLBACK)
+    return f"{worker.settings.callback_base_url}/api/callbacks/{quote(call_id, safe='')}?token={token}"
+
+
+def media_url(worker: Worker, call_id: str) -> str:
+    token = worker.store.issue_token(call_id, Purpose.MEDIA)
+    return f"{worker.settings.media_host_public_url}{MEDIA_PATH}?token={token}"
+
+
+def media_streaming(worker: Worker, call_id: str) -> Any:
+    from azure.communication.callautomation import (  # noqa: PLC0415 - loaded with the ACS client
+        AudioFormat,
+        MediaStreamingAudioChannelType,
+        MediaStreamingContentType,
+        MediaStreamingOptions,
+        StreamingTransportType,
+    )
+
+    return MediaStreamingOptions(
+        transport_url=media_url(worker, call_id), transport_type=StreamingTransportType.WEBSOCKET,
+        content_type=MediaStreamingContentType.AUDIO, audio_channel_type=MediaStreamingAudioChannelType.MIXED,
+        start_media_streaming=True, enable_bidirectional=True, audio_format=AudioFormat.PCM24_K_MONO)
+
+
+def session_input(worker: Worker, session: CallSession) -> dict[str, Any]:
+    """The `call_session` orchestration's input: everything it needs, so it reads no settings itself."""
+    scenario = worker.agents.current.scenario(session.scenario)
+    settings = worker.settings
+    return {"call_id": session.call_id, "call_connection_id": session.call_connection_id,
+            "scenario": session.scenario, "entry_agent": session.current_agent,
+            "human_queue": scenario.spec.policy.human_queue, "max_handoffs": scenario.spec.policy.max_handoffs,
+            "auth_required": sorted(a.name for a in scenario.agents.values() if a.spec.requires_auth),
+            "connect_timeout_s": settings.call_connect_timeout_seconds,
+            "max_duration_s": settings.call_max_duration_seconds,
+            "media_restart_attempts": settings.media_restart_attempts}
+
+
+async def answer_incoming(worker: Worker, client: Orchestrations, call: IncomingCallData,
+                          received_at: float | None = None) -> Answered:
+    """`received_at`: `time.perf_counter()` when the event arrived (for the answer-time figure)."""
+    with bind_call(call.correlation_id, call.correlation_id):
+        return await _answer(worker, client, call, received_at if received_at is not None else time.perf_counter())
+
+
+async def _answer(worker: Worker, client: Orchestrations, call: IncomingCallData, received_at: float) -> Answered:
+    call_id = call.correlation_id
+    settings = worker.settings
+    if not await worker.store.claim("incoming", call_id, settings.dedupe_ttl_seconds):
+        log.info("incoming call already handled (redelivery)")
+        return Answered("duplicate", call_id)
+    catalog = worker.agents.current
+    scenario = catalog.scenario_for_number(call.to.number)
+    if scenario is None and settings.unknown_number_action is UnknownNumber.DEFAULT:
+        scenario = catalog.scenario(settings.default_scenario)
+    if scenario is None:
+        log.info("no scenario for the called number: rejecting", extra={"callee": mask_phone(call.to.number)})
+        await worker.acs.reject_call(call.incoming_call_context, call_reject_reason="none")
+        return Answered("rejected", call_id)
+    session = CallSession(call_id=call_id, scenario=scenario.name, current_agent=scenario.spec.entry_agent,
+                          correlation_id=call_id, caller=call.from_.number or call.from_.raw_id,
+                          callee=call.to.number)
+    answered = None
+    try:
+        await worker.store.create(session)
+        answer_ms = (time.perf_counter() - received_at) * 1000
+        answered = await worker.acs.answer_call(
+            call.incoming_call_context, callback_url(worker, call_id),
+            media_streaming=media_streaming(worker, call_id), operation_context="answer",
+            cognitive_services_endpoint=settings.speech_endpoint)
+        session.call_connection_id = answered.call_connection_id
+        await worker.store.update(call_id, lambda s: setattr(s, "call_connection_id", answered.call_connection_id))
+        await client.start_new(ORCHESTRATION, call_id, session_input(worker, session))
+    except Exception:
+        if answered is None:  # nothing reached the caller: a redelivery may answer
+            log.exception("answering the call failed; a redelivery may retry")
+            await worker.store.release("incoming", call_id)
+        else:  # answered once already: answering again would fail, so the call is left to ACS timeouts
+            log.exception("the call was answered but its session could not start")
+        raise
+    log.info("call answered", extra={"scenario": scenario.name, "caller": mask_phone(session.caller),
+                                     "answer_ms": round(answer_ms, 1)})
+    return Answered("answered", call_id, scenario.name, answered.call_connection_id, answer_ms)
