@@ -23,6 +23,7 @@ from media_host.channel import CallChannel, CallInfo
 from media_host.control_plane import ControlPlane, SessionControlPlane
 from media_host.http import HttpCapableConnection, json_response, method_of, text_response
 from media_host.metrics import Labels, MediaMetrics
+from media_host.notices import NoticeBoard
 from media_host.pipelines import Pipeline, PipelineFactory
 from media_host.transports.base import Admission, CloseCode, Rejected, WireAdapter
 from media_host.transports.runner import open_call, run_call
@@ -47,6 +48,7 @@ class MediaHost:
         self.pipelines = pipelines
         self.control_plane = control_plane or SessionControlPlane(services.store)
         self.metrics = MediaMetrics(self._active_by_transport, self._playout_depth)
+        self.notices = NoticeBoard(services.store)
         self.started_at = time.monotonic()
         self.draining = False
         self.port: int | None = None
@@ -118,7 +120,11 @@ class MediaHost:
                 return
             channel, pipeline = opened
             self._calls[channel] = adapter.transport
-            await run_call(adapter, channel, pipeline, self, self._call_ended)
+            self.notices.attach(channel)
+            try:
+                await run_call(adapter, channel, pipeline, self, self._call_ended)
+            finally:
+                self.notices.detach(channel)
         finally:
             self._sockets.discard(connection)
             if not self._sockets:
@@ -209,10 +215,14 @@ class MediaHost:
             self.port = int(next(iter(server.sockets)).getsockname()[1])
             log.info("media host listening", extra={"bind": self.settings.media_host_bind, "port": self.port,
                                                     "transports": ",".join(sorted(self._adapters))})
-            if on_ready is not None:
-                on_ready(self.port)
-            await stop.wait()
-            await self._drain(server)
+            self.notices.start()
+            try:
+                if on_ready is not None:
+                    on_ready(self.port)
+                await stop.wait()
+                await self._drain(server)
+            finally:
+                await self.notices.stop()
 
     async def _drain(self, server: Server) -> None:
         self.draining = True

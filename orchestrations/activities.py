@@ -30,7 +30,8 @@ class AcsActions(Protocol):
 class SessionEvents(Protocol):
     """The part of switchboard.session_store.SessionStore the activities use."""
 
-    async def append_event(self, call_id: str, event: CallEvent) -> None: ...
+    async def notify(self, call_id: str, event: CallEvent) -> None:
+        """Record the event and publish it to the media host carrying the call."""
 
     async def delete(self, call_id: str) -> None: ...
 
@@ -78,8 +79,8 @@ async def start_media_streaming(payload: dict[str, Any], services: ActivityServi
 async def notify_media_host(payload: dict[str, Any], services: ActivityServices) -> dict[str, Any]:
     """Append a CallEvent (e.g. handoff_denied, transfer_failed) that the media host's agent reacts to."""
     notice = NotifyMediaHost.model_validate(payload)
-    await services.sessions.append_event(notice.call_id, CallEvent(kind=notice.kind, agent=notice.agent,
-                                                                   data=notice.data))
+    await services.sessions.notify(notice.call_id, CallEvent(kind=notice.kind, agent=notice.agent,
+                                                             data=notice.data))
     return {"ok": True, "kind": notice.kind}
 
 

@@ -149,6 +149,19 @@ class SessionStore:
     async def events(self, call_id: str) -> list[CallEvent]:
         return await self._read(call_id, "events", CallEvent)
 
+    # --- notices: the control plane tells the media host carrying the call ----------------------
+    @property
+    def notice_pattern(self) -> str:
+        return f"{self.prefix}notice:*"
+
+    def call_of_notice(self, channel: str) -> str:
+        return channel.removeprefix(f"{self.prefix}notice:")
+
+    async def notify(self, call_id: str, event: CallEvent) -> None:
+        """Record `event` and publish it to whichever media host carries the call (if any)."""
+        await self.append_event(call_id, event)
+        await self.redis.publish(f"{self.prefix}notice:{call_id}", event.model_dump_json())
+
     async def handoffs(self, call_id: str) -> list[HandoffRecord]:
         return await self._read(call_id, "handoffs", HandoffRecord)
 

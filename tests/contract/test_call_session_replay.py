@@ -629,7 +629,7 @@ async def test_registered_activities_use_the_services_factory_sync_or_async() ->
 
 
 class _NoSessions:
-    async def append_event(self, call_id: str, event: CallEvent) -> None:
+    async def notify(self, call_id: str, event: CallEvent) -> None:
         raise AssertionError("not used")
 
     async def delete(self, call_id: str) -> None:
