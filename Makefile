@@ -51,5 +51,11 @@ bench-media: $(STAMP)
 bench-turn: $(STAMP)
 	$(PY) -m bench.turn_latency
 
+# How fast the control plane answers: `import function_app` time and RSS, and IncomingCall event -> answer
+# request p50/p99 against LocalAcs, Redis and a fake Durable webhook (prints a table; never fails on a budget).
+.PHONY: bench-control
+bench-control: $(STAMP)
+	$(PY) -m bench.control
+
 clean:
 	rm -rf $(VENV) out .mypy_cache .ruff_cache .pytest_cache

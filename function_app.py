@@ -2,11 +2,11 @@
 
 import azure.durable_functions as df
 import azure.functions as func
-from callbacks.activity_services import activity_services
 
 import orchestrations
 from callbacks import acs_events, calls_api, eventgrid, runtime
 from callbacks import health as health_route
+from callbacks.activity_services import activity_services
 from callbacks.replies import to_http
 
 runtime.startup()

@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.media_load import CpuSample, HostProcess, cpu_model, wait_quiet
+from bench.stats import percentile
 from bench.turn_calls import QUIET_S, SCRIPT, VOICED_DBFS, CallResult, TurnResult, attach_host_marks, drive_call
 from switchboard.redis_server import EmbeddedRedis
 from switchboard.session_models import CallSession
@@ -66,16 +67,6 @@ OTHER_CPU_PCT = 20.0  # other processes used more than this during a call: say i
 
 
 # --- statistics ------------------------------------------------------------------------------------
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Linear-interpolated percentile (q in 0..100); NaN for no values."""
-    xs = sorted(v for v in values if math.isfinite(v))
-    if not xs:
-        return math.nan
-    pos = (len(xs) - 1) * q / 100
-    lo, hi = math.floor(pos), math.ceil(pos)
-    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
 
 
 def stats(values: Iterable[float]) -> dict[str, float]:

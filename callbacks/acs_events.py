@@ -8,7 +8,9 @@ happens in the orchestration.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from typing import Any
 
 from callbacks.incoming import Orchestrations
 from callbacks.replies import Reply, error
@@ -16,6 +18,7 @@ from callbacks.runtime import Worker
 from callbacks.wire import WireError, callback_events, check_event_data, json_body
 from switchboard.acs_auth import AcsAuthError
 from switchboard.logs import bind_call
+from switchboard.session_models import CallSession
 from switchboard.tokens import Purpose, TokenError
 
 log = logging.getLogger(__name__)
@@ -28,10 +31,25 @@ ORCHESTRATION_EVENTS = frozenset({
 # What the media host may tell the orchestration about a call it carries.
 MEDIA_HOST_EVENTS = frozenset({"AgentHandoff", "Authenticated", "TransferRequested", "HangupRequested"})
 MAX_EVENT_DATA = 16 * 1024
+# A callback can overtake the start of its orchestration (ACS calls back as soon as the answer is made):
+# raising is retried briefly before the sender is told to retry.
+RAISE_RETRIES_S = (0.1, 0.25, 0.5)
+
+
+async def raise_event(client: Orchestrations, call_id: str, name: str, data: Any) -> None:
+    for delay in (*RAISE_RETRIES_S, None):
+        try:
+            await client.raise_event(call_id, name, data)
+            return
+        except Exception:
+            if delay is None:
+                raise
+            await asyncio.sleep(delay)
 
 
 async def _authorise(worker: Worker, call_id: str, token: str | None, authorization: str | None,
-                     acs: bool) -> Reply | None:
+                     acs: bool) -> Reply | CallSession:
+    """The call's session, or the refusal."""
     try:
         worker.store.verify_token(token, Purpose.CALLBACK, call_id)
     except TokenError as exc:
@@ -41,18 +59,22 @@ async def _authorise(worker: Worker, call_id: str, token: str | None, authorizat
             await worker.jwt.verify(authorization)
         except AcsAuthError as exc:
             return error(401, "unauthorized", f"ACS token: {exc}")
-    if await worker.store.get(call_id) is None:
+    session = await worker.store.get(call_id)
+    if session is None:
         return error(404, "unknown_call", "no such call in progress")
-    return None
+    return session
 
 
 async def handle_callbacks(worker: Worker, client: Orchestrations, call_id: str, *, token: str | None,
                            authorization: str | None, body: bytes) -> Reply:
     with bind_call(call_id, call_id):
-        denied = await _authorise(worker, call_id, token, authorization, acs=True)
-        if denied is not None:
-            log.warning("callback refused", extra={"status": denied.status, "reason": denied.body["error"]["code"]})
-            return denied
+        session = await _authorise(worker, call_id, token, authorization, acs=True)
+        if isinstance(session, Reply):
+            log.warning("callback refused", extra={"status": session.status, "reason": session.body["error"]["code"]})
+            return session
+        # ACS's correlation id: the call id for an answered call; ACS's own for a placed one (stored once
+        # create_call returns: until then the token alone says which call it is).
+        correlation_id = session.correlation_id
         try:
             events = callback_events(body)
         except WireError as exc:
@@ -60,7 +82,7 @@ async def handle_callbacks(worker: Worker, client: Orchestrations, call_id: str,
         counts = {"raised": 0, "duplicates": 0, "ignored": 0}
         for event in events:
             details = event.details
-            if details.correlation_id and details.correlation_id != call_id:
+            if details.correlation_id and correlation_id and details.correlation_id != correlation_id:
                 return error(400, "bad_request", "event for another call")
             if event.name not in ORCHESTRATION_EVENTS:
                 counts["ignored"] += 1
@@ -69,7 +91,7 @@ async def handle_callbacks(worker: Worker, client: Orchestrations, call_id: str,
                 counts["duplicates"] += 1
                 continue
             try:
-                await client.raise_event(call_id, event.name, event.data)
+                await raise_event(client, call_id, event.name, event.data)
             except Exception:
                 await worker.store.release("callback", event.id)  # ACS retries; the retry must get through
                 log.exception("raising %s failed", event.name)
@@ -88,7 +110,7 @@ async def handle_media_host_event(worker: Worker, client: Orchestrations, call_i
         if name not in MEDIA_HOST_EVENTS:
             return error(400, "bad_request", f"unknown event {name[:40]!r}")
         denied = await _authorise(worker, call_id, token, None, acs=False)
-        if denied is not None:
+        if isinstance(denied, Reply):
             return denied
         try:
             data = json_body(body) if body else {}
@@ -97,6 +119,10 @@ async def handle_media_host_event(worker: Worker, client: Orchestrations, call_i
             return error(400, "bad_request", str(exc))
         if not isinstance(data, dict) or len(body) > MAX_EVENT_DATA:
             return error(400, "bad_request", "event data must be a JSON object under 16 kB")
-        await client.raise_event(call_id, name, data)
+        try:
+            await raise_event(client, call_id, name, data)
+        except Exception:
+            log.exception("raising %s failed", name)
+            return error(503, "unavailable", "the call's orchestration could not be reached; retry")
         log.info("media host event", extra={"event": name})
         return Reply(202, {"raised": name})

@@ -81,7 +81,11 @@ async def place_call(worker: Worker, client: Orchestrations, body: bytes) -> Rep
             return error(502, "acs_error", "ACS did not accept the call")
         session.call_connection_id = created.call_connection_id
         session.correlation_id = created.correlation_id
-        await worker.store.update(call_id, lambda s: s.__setattr__("call_connection_id", created.call_connection_id))
+
+        def placed(stored: CallSession) -> None:  # callbacks for this call carry ACS's correlation id
+            stored.call_connection_id, stored.correlation_id = created.call_connection_id, created.correlation_id
+
+        await worker.store.update(call_id, placed)
         await client.start_new(ORCHESTRATION, call_id, session_input(worker, session))
         log.info("outbound call placed", extra={"scenario": name, "callee": mask_phone(request.to)})
         return Reply(201, {"call_id": call_id, "call_connection_id": created.call_connection_id, "scenario": name})

@@ -24,7 +24,11 @@ async def on_incoming_event(event_type: str, data: Any, client: Orchestrations) 
     if event_type != INCOMING_CALL:
         log.info("ignoring an Event Grid event", extra={"event_type": event_type[:100]})
         return None
-    call = incoming_call(data)
+    try:
+        call = incoming_call(data)
+    except WireError as exc:  # raising would make Event Grid redeliver what can never succeed
+        log.warning("dropping a malformed IncomingCall", extra={"reason": str(exc)[:200]})
+        return None
     return await answer_incoming(await worker(), client, call, received_at)
 
 

@@ -103,7 +103,11 @@ async def _answer(worker: Worker, client: Orchestrations, call: IncomingCallData
         scenario = catalog.scenario(settings.default_scenario)
     if scenario is None:
         log.info("no scenario for the called number: rejecting", extra={"callee": mask_phone(call.to.number)})
-        await worker.acs.reject_call(call.incoming_call_context, call_reject_reason="none")
+        try:
+            await worker.acs.reject_call(call.incoming_call_context, call_reject_reason="none")
+        except Exception:
+            await worker.store.release("incoming", call_id)  # a redelivery must get to reject it
+            raise
         return Answered("rejected", call_id)
     session = CallSession(call_id=call_id, scenario=scenario.name, current_agent=scenario.spec.entry_agent,
                           correlation_id=call_id, caller=call.from_.number or call.from_.raw_id,
@@ -111,10 +115,10 @@ async def _answer(worker: Worker, client: Orchestrations, call: IncomingCallData
     answered = None
     try:
         await worker.store.create(session)
+        acs, callback, media = worker.acs, callback_url(worker, call_id), media_streaming(worker, call_id)
         answer_ms = (time.perf_counter() - received_at) * 1000
-        answered = await worker.acs.answer_call(
-            call.incoming_call_context, callback_url(worker, call_id),
-            media_streaming=media_streaming(worker, call_id), operation_context="answer",
+        answered = await acs.answer_call(
+            call.incoming_call_context, callback, media_streaming=media, operation_context="answer",
             cognitive_services_endpoint=settings.speech_endpoint)
         session.call_connection_id = answered.call_connection_id
         await worker.store.update(call_id, lambda s: setattr(s, "call_connection_id", answered.call_connection_id))

@@ -150,6 +150,12 @@ def callback_events(body: bytes) -> list[CallbackEvent]:
     events: list[CallbackEvent] = _events(json_body(body), CallbackEvent)
     for event in events:
         check_event_data(event.data)
+        try:  # the handler reads `details`: a mistyped field is the sender's error (400), not ours (500)
+            CallbackData.model_validate(event.data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise WireError(f"invalid event: data.{where}: {first['msg']}") from None
     return events
 
 

@@ -168,6 +168,7 @@ class MediaHost:
             "active_calls": len(self._calls),
             "agents_version": self.agents.current.version,
             "agent_reload_failures": self.agent_reload_failures,
+            "selection": self.settings.selection(),
             "uptime_s": round(time.monotonic() - self.started_at, 1),
         })
 

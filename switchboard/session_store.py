@@ -210,4 +210,6 @@ class SessionStore:
         return bool(await self.redis.ping())
 
     async def close(self) -> None:
+        # The pool was passed in, so the client does not own it: disconnect it explicitly.
         await self.redis.aclose()
+        await self.redis.connection_pool.disconnect()

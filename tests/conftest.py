@@ -5,12 +5,17 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from switchboard.redis_server import EmbeddedRedis
 from switchboard.session_store import SessionStore, connect_redis
 from switchboard.tokens import TokenSigner
+
+if TYPE_CHECKING:
+    from tests.functions_harness import Harness
 
 TEST_SECRET = "test-signing-secret-0123456789abcdef"
 
@@ -35,3 +40,12 @@ async def store(redis_url: str) -> AsyncIterator[SessionStore]:
         await s.redis.delete(*keys)
     await s.close()
 
+
+
+@pytest.fixture
+async def harness(redis_url: str, tmp_path: Path) -> AsyncIterator[Harness]:
+    """The Function App's routes on a local function host, with a local ACS and a fake Durable webhook."""
+    from tests.functions_harness import open_harness
+
+    async with open_harness(redis_url, tmp_path) as opened:
+        yield opened
