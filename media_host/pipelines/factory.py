@@ -7,6 +7,7 @@ from media_host.engines.base import Engines
 from media_host.pipelines.base import Pipeline, PipelineFactory
 from media_host.pipelines.cascade import CascadePipeline
 from media_host.pipelines.echo import EchoPipeline
+from media_host.pipelines.realtime import realtime_pipeline_from_settings
 from media_host.transports.base import HostServices
 from switchboard.settings import Pipeline as PipelineSetting
 from switchboard.settings import Settings, SettingsError
@@ -14,8 +15,9 @@ from switchboard.settings import Settings, SettingsError
 
 def check_pipeline(settings: Settings) -> None:
     """Fail at start, not on the first call, when the configured pipeline cannot be built."""
-    if settings.pipeline is PipelineSetting.REALTIME:
-        raise SettingsError("Invalid setting PIPELINE: 'realtime' is not available in this build")
+    if settings.pipeline is PipelineSetting.REALTIME and settings.resolved_realtime is None:
+        raise SettingsError("Invalid setting PIPELINE: 'realtime' needs AZURE_OPENAI_ENDPOINT and "
+                            "AZURE_OPENAI_REALTIME_DEPLOYMENT, or OPENAI_API_KEY, or REALTIME_WEBSOCKET_URL")
 
 
 def pipeline_factory(settings: Settings, engines: Engines | None, host: HostServices) -> PipelineFactory:
@@ -23,15 +25,21 @@ def pipeline_factory(settings: Settings, engines: Engines | None, host: HostServ
     if settings.pipeline is PipelineSetting.ECHO:
         echo = EchoPipeline(prompt_ms=settings.echo_prompt_ms)
         return lambda _info: echo
-    if engines is None:
-        raise SettingsError("Invalid setting PIPELINE: the cascade needs its engines")
 
     def observe(latency: dict[str, float]) -> None:
         for mark, ms in latency.items():
             host.metrics.turn_latency.observe(ms, mark=mark)
 
-    cascade = CascadePipeline(engines, host.control_plane, on_latency=observe)
+    pipeline: Pipeline
+    if settings.pipeline is PipelineSetting.REALTIME:
+        realtime = realtime_pipeline_from_settings(settings, host.control_plane, observe, metrics=host.metrics)
+        host.metrics.add_source(realtime.events.render)
+        pipeline = realtime
+    elif engines is None:
+        raise SettingsError("Invalid setting PIPELINE: the cascade needs its engines")
+    else:
+        pipeline = CascadePipeline(engines, host.control_plane, on_latency=observe)
 
     def make(_info: CallInfo) -> Pipeline:
-        return cascade
+        return pipeline
     return make

@@ -1,0 +1,192 @@
+"""The Realtime API's two dialects in one place: GA event names and session shape, and the beta
+(Azure preview, `OpenAI-Beta: realtime=v1`) ones.
+
+The pipeline speaks one internal dialect, GA's: server events are renamed on the way in
+(`canonical_type`) and client events are built here for the selected flavor.
+
+=====================================  =====================================  ==========================
+GA                                     beta / Azure preview                   notes
+=====================================  =====================================  ==========================
+response.output_audio.delta / .done    response.audio.delta / .done           base64 PCM16 24 kHz
+response.output_audio_transcript.*     response.audio_transcript.*            delta / transcript
+response.output_text.delta / .done     response.text.delta / .done
+conversation.item.added                conversation.item.created              GA sends both names
+session.type = "realtime"              (absent)                               GA requires it
+output_modalities ["audio"]            modalities ["audio", "text"]           session and response.create
+audio.input.format {audio/pcm, 24000}  input_audio_format "pcm16"
+audio.output.format {audio/pcm, 24000} output_audio_format "pcm16"
+audio.output.voice                     voice
+audio.input.turn_detection             turn_detection
+audio.input.transcription              input_audio_transcription
+assistant content "output_text"        assistant content "text"               history restored as items
+function_call_arguments.done `name`    (no name: from the output item)
+=====================================  =====================================  ==========================
+
+Everything else (input_audio_buffer.*, conversation.item.create/truncate, response.create/cancel,
+function_call_output items, error, rate_limits.updated) is the same in both.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from agents import Agent, PromptVariables
+from agents.schema import TurnDetection
+from switchboard.settings import RealtimeFlavor
+
+SAMPLE_RATE = 24000  # GA audio/pcm is 24 kHz only (beta pcm16 is too)
+
+# beta name -> GA name (server events)
+BETA_TO_GA = {
+    "response.audio.delta": "response.output_audio.delta",
+    "response.audio.done": "response.output_audio.done",
+    "response.audio_transcript.delta": "response.output_audio_transcript.delta",
+    "response.audio_transcript.done": "response.output_audio_transcript.done",
+    "response.text.delta": "response.output_text.delta",
+    "response.text.done": "response.output_text.done",
+    "conversation.item.created": "conversation.item.added",
+}
+GA_TO_BETA = {ga: beta for beta, ga in BETA_TO_GA.items()}
+
+
+def canonical_type(event_type: str) -> str:
+    """A server event's type in the GA dialect (either dialect is accepted from either flavor)."""
+    return BETA_TO_GA.get(event_type, event_type)
+
+
+def server_type(event_type: str, flavor: RealtimeFlavor) -> str:
+    """The name a server of `flavor` uses for a (GA-named) server event."""
+    return GA_TO_BETA.get(event_type, event_type) if flavor is RealtimeFlavor.BETA else event_type
+
+
+def parse(message: bytes | str) -> dict[str, Any] | None:
+    """A server message as a dict with a string `type`, or None if it is not one."""
+    try:
+        event = json.loads(message)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+        return None
+    event["type"] = canonical_type(event["type"])
+    return event
+
+
+def turn_detection(spec: TurnDetection) -> dict[str, Any]:
+    """Server-side turn-taking from the agent's settings: the server answers and barges in by itself."""
+    detection: dict[str, Any] = {"type": spec.type}
+    if spec.type == "semantic_vad":
+        if spec.eagerness is not None:
+            detection["eagerness"] = spec.eagerness
+    else:
+        for key in ("threshold", "prefix_padding_ms", "silence_duration_ms"):
+            value = getattr(spec, key)
+            if value is not None:
+                detection[key] = value
+    detection["create_response"] = True
+    detection["interrupt_response"] = True
+    return detection
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """What a session is configured with, flavor-independent."""
+
+    instructions: str
+    voice: str
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    turn_detection: dict[str, Any] = field(default_factory=dict)
+    transcription_model: str | None = None
+
+    @classmethod
+    def for_agent(cls, agent: Agent, variables: PromptVariables) -> SessionConfig:
+        realtime = agent.spec.realtime
+        return cls(instructions=agent.render_prompt(variables), voice=realtime.voice, tools=agent.realtime_tools(),
+                   turn_detection=turn_detection(realtime.turn_detection),
+                   transcription_model=realtime.transcription_model or None)
+
+
+class Dialect:
+    """Client events for one flavor."""
+
+    def __init__(self, flavor: RealtimeFlavor) -> None:
+        self.flavor = flavor
+        self.ga = flavor is RealtimeFlavor.GA
+
+    def session_update(self, config: SessionConfig, *, with_voice: bool = True,
+                       event_id: str | None = None) -> dict[str, Any]:
+        transcription = {"model": config.transcription_model} if config.transcription_model else None
+        session: dict[str, Any]
+        if self.ga:
+            output: dict[str, Any] = {"format": {"type": "audio/pcm", "rate": SAMPLE_RATE}}
+            if with_voice:
+                output["voice"] = config.voice
+            audio_in: dict[str, Any] = {"format": {"type": "audio/pcm", "rate": SAMPLE_RATE},
+                                        "turn_detection": config.turn_detection}
+            if transcription is not None:
+                audio_in["transcription"] = transcription
+            session = {"type": "realtime", "instructions": config.instructions, "output_modalities": ["audio"],
+                       "audio": {"input": audio_in, "output": output}}
+        else:
+            session = {"modalities": ["audio", "text"], "instructions": config.instructions,
+                       "input_audio_format": "pcm16", "output_audio_format": "pcm16",
+                       "turn_detection": config.turn_detection}
+            if with_voice:
+                session["voice"] = config.voice
+            if transcription is not None:
+                session["input_audio_transcription"] = transcription
+        session["tools"] = config.tools
+        session["tool_choice"] = "auto"
+        event: dict[str, Any] = {"type": "session.update", "session": session}
+        if event_id is not None:
+            event["event_id"] = event_id
+        return event
+
+    def response_create(self, instructions: str | None = None,
+                        tools: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """A response; `instructions` and `tools` given replace the session's for this response only."""
+        response: dict[str, Any] = {"output_modalities": ["audio"]} if self.ga else {"modalities": ["audio", "text"]}
+        if instructions is not None:
+            response["instructions"] = instructions
+        if tools is not None:
+            response["tools"] = tools
+            response["tool_choice"] = "auto"
+        return {"type": "response.create", "response": response}
+
+    @staticmethod
+    def response_cancel(response_id: str | None = None) -> dict[str, Any]:
+        event: dict[str, Any] = {"type": "response.cancel"}
+        if response_id is not None:
+            event["response_id"] = response_id
+        return event
+
+    @staticmethod
+    def append(audio_b64: str) -> dict[str, Any]:
+        return {"type": "input_audio_buffer.append", "audio": audio_b64}
+
+    @staticmethod
+    def truncate(item_id: str, audio_end_ms: int, content_index: int = 0) -> dict[str, Any]:
+        return {"type": "conversation.item.truncate", "item_id": item_id, "content_index": content_index,
+                "audio_end_ms": audio_end_ms}
+
+    @staticmethod
+    def function_output(call_id: str, output: str) -> dict[str, Any]:
+        return {"type": "conversation.item.create",
+                "item": {"type": "function_call_output", "call_id": call_id, "output": output}}
+
+    def message(self, role: str, text: str) -> dict[str, Any]:
+        """A text message item (history restored after a reconnect, a handoff note, DTMF digits)."""
+        content_type = ("output_text" if self.ga else "text") if role == "assistant" else "input_text"
+        return {"type": "conversation.item.create",
+                "item": {"type": "message", "role": role, "content": [{"type": content_type, "text": text}]}}
+
+
+def is_voice_refusal(error: dict[str, Any]) -> bool:
+    """The server refused to change the voice (it may, once assistant audio exists in the session)."""
+    param = str(error.get("param") or "")
+    text = f"{error.get('code') or ''} {error.get('message') or ''}".lower()
+    return param.endswith("voice") or "voice" in text
+
+
+BENIGN_ERRORS = {"response_cancel_not_active"}  # a cancel that crossed the server's own cancel (barge-in)

@@ -1,0 +1,176 @@
+"""The model's responses: the one in flight, the function calls each asks for, and what follows them.
+
+Once a response is done its calls run as the current agent (media_host/pipelines/realtime/effects.py),
+their outputs go back to the model and a follow-up response is asked for. A handoff switches the
+session to the new agent first, with a note of the handoff in the conversation; the follow-up carries
+the new agent's tools, so it has them even if the service refused the rest of the switch (a voice
+change). A transfer or hang-up happens once the caller has heard the reply that follows.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from media_host.channel import CallChannel
+from media_host.control_plane import ControlPlane
+from media_host.events import HangUp, Transfer
+from media_host.pipelines.cascade.conversation import Conversation
+from media_host.pipelines.realtime.effects import Ending, apply_effects, run_tool
+from media_host.pipelines.realtime.link import Event, RealtimeLink
+from media_host.pipelines.realtime.playback import Playback
+from media_host.pipelines.realtime.protocol import Dialect
+from media_host.pipelines.realtime.session import SessionControl
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Response:
+    id: str
+    greeting: bool = False
+    cancelled: bool = False
+    names: dict[str, str] = field(default_factory=dict)  # call_id -> tool name (beta has no name on .done)
+    calls: list[tuple[str, str, str]] = field(default_factory=list)  # (call_id, name, arguments)
+
+
+class CallParts(Protocol):
+    """What responses need of the call (RealtimeCall)."""
+
+    call: CallChannel
+    conv: Conversation
+    link: RealtimeLink
+    dialect: Dialect
+    session: SessionControl
+    playback: Playback
+    control_plane: ControlPlane
+    done: bool
+
+    def spawn(self, work: Coroutine[Any, Any, None], tool: bool = False) -> None: ...
+
+    def count(self, kind: str, metric_kind: str | None = None, **labels: str) -> None: ...
+
+    def stop(self, reason: str) -> None: ...
+
+
+class Responses:
+    def __init__(self, parts: CallParts) -> None:
+        self.parts = parts
+        self.response: Response | None = None
+        self.ending = Ending()
+        self.finish_after_response = False
+        self.greeting_pending = False  # the next response is the greeting
+
+    @property
+    def greeting(self) -> bool:
+        return self.response is not None and self.response.greeting
+
+    def on_created(self, event: Event) -> None:
+        response_id = str((event.get("response") or {}).get("id") or "")
+        self.response = Response(response_id, greeting=self.greeting_pending)
+        self.greeting_pending = False
+
+    def on_output_item(self, event: Event) -> None:
+        item = event.get("item") or {}
+        if self.response is not None and item.get("type") == "function_call":
+            self.response.names[str(item.get("call_id"))] = str(item.get("name") or "")
+
+    def on_function_call(self, event: Event) -> None:
+        response = self.response
+        if response is None or str(event.get("response_id") or response.id) != response.id:
+            return
+        call_id = str(event.get("call_id") or "")
+        name = str(event.get("name") or response.names.get(call_id) or "")
+        if all(c[0] != call_id for c in response.calls):
+            response.calls.append((call_id, name, str(event.get("arguments") or "{}")))
+
+    def on_done(self, event: Event) -> None:
+        parts = self.parts
+        body = event.get("response") or {}
+        response_id = str(body.get("id") or "")
+        response = self.response if self.response is not None and self.response.id == response_id else None
+        if response is not None:
+            self.response = None
+        response = response or Response(response_id)
+        status = str(body.get("status") or "completed")
+        output = body.get("output") or []
+        for out in output:
+            # A call the model did not finish (its response was cancelled) is not run: its arguments are partial.
+            if (out.get("type") == "function_call" and out.get("status", "completed") == "completed"
+                    and all(c[0] != out.get("call_id") for c in response.calls)):
+                response.calls.append((str(out.get("call_id")), str(out.get("name")), str(out.get("arguments"))))
+        parts.playback.response_done(response_id, output)
+        if status == "failed":
+            details = body.get("status_details") or {}
+            log.warning("realtime response failed", extra={"details": str(details)[:300]})
+            parts.count("response_failed", "realtime_error")
+        if response.greeting:
+            parts.conv.greeted = True
+            parts.spawn(parts.conv.save())
+        if response.calls:
+            parts.spawn(self._run_tools(response, follow_up=status == "completed"), tool=True)
+        elif self.finish_after_response:
+            self.finish_after_response = False
+            parts.spawn(self._finish())
+
+    def cancel(self) -> None:
+        """Cancel the response in flight (its late audio is dropped)."""
+        response = self.response
+        if response is not None and not response.cancelled:
+            response.cancelled = True
+            self.parts.playback.ignored.add(response.id)
+            self.parts.link.send(self.parts.dialect.response_cancel(response.id))
+
+    async def _run_tools(self, response: Response, follow_up: bool) -> None:
+        parts = self.parts
+        link, dialect, conv = parts.link, parts.dialect, parts.conv
+        generation, agent = link.generation, conv.agent
+        outputs: list[tuple[str, str]] = []
+        previous = None
+        for call_id, name, arguments in response.calls:
+            result = await run_tool(parts.call, conv, agent, name, arguments)
+            outputs.append((call_id, result.for_model()))
+            previous = await apply_effects(result.effects, parts.call, conv, parts.control_plane,
+                                           self.ending) or previous
+        await conv.save()
+        if self.ending.requested:
+            self.finish_after_response = True  # once the reply that follows is done
+        if generation != link.generation or parts.done:
+            # The session they belonged to is gone; the restored one has the conversation (not the calls).
+            # A transfer or hang-up still happens: after the apology in flight, or now.
+            if self.finish_after_response and self.response is None and not parts.done:
+                self.finish_after_response = False
+                parts.spawn(self._finish())
+            return
+        for call_id, output in outputs:
+            link.send(dialect.function_output(call_id, output))
+        instructions = tools = None
+        if previous is not None:
+            tools = parts.session.switch().tools
+            handoff = conv.handoff or {}
+            link.send(dialect.message("system", (
+                f"The caller was handed over from the {previous.name} agent to you, the {conv.agent.name} "
+                f"agent. Reason: {handoff.get('reason') or 'not given'}. "
+                f"Summary: {handoff.get('summary') or 'none'}.")))
+            greeting = conv.agent.render_greeting(conv.variables())
+            instructions = parts.session.instructions(
+                f"You have just taken over this call. Start by saying \"{greeting}\", then help with what the "
+                "caller asked." if greeting else "You have just taken over this call: help with what the caller asked.")
+        if follow_up:
+            link.send(dialect.response_create(instructions, tools=tools))
+
+    async def _finish(self) -> None:
+        """Carry out a transfer or hang-up once the caller has heard the reply."""
+        parts = self.parts
+        ending, self.ending = self.ending, Ending()
+        await parts.call.playout.wait_played()
+        if ending.transfer is not None:
+            target = parts.conv.scenario.spec.policy.human_queue or ""
+            await parts.conv.record_event("transfer", target=target, reason=ending.transfer)
+            parts.call.send(Transfer(target, ending.transfer))
+        elif ending.hangup is not None:
+            await parts.conv.record_event("hangup", reason=ending.hangup)
+            parts.call.send(HangUp(ending.hangup))
+            parts.stop("agent ended the call")
