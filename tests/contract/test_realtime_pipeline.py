@@ -183,8 +183,9 @@ async def realtime_call(redis_url: str, agents_dir: Path, server: RealtimeServer
         async with AcsClient(host.port, token, rate=24000) as acs:
             call = RtCall(host, call_id, acs, server, events, bytearray())
             yield call
-        assert server.problems == []
+        assert server.problems == []  # the pipeline sent nothing the service would refuse
         assert server.refused == []
+        assert not server.script  # every scripted response was asked for
 
 
 def item_texts(events: list[dict[str, Any]]) -> list[tuple[str, str]]:
@@ -345,7 +346,7 @@ async def test_a_transfer_asked_for_while_the_socket_is_down_still_happens(
     server = RealtimeServer(flavor, [Call("rt_gated_transfer"), Speak("Sorry, the line dropped.", 200)],
                             heard=["a person please"])
     async with realtime_call(redis_url, agents_dir, server, greeted=True) as call:
-        gate: asyncio.Event = sys.modules["_switchboard_tools_rtdesk"].GATE
+        gate: asyncio.Event = sys.modules["_switchboard_tools_rtdesk"].GATE  # the loader's name for tools.py
         gate.clear()
         await server.wait_for(lambda s: s.events("session.update"))
         await call.speak()
