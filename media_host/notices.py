@@ -20,6 +20,7 @@ from switchboard.session_store import SessionStore
 log = logging.getLogger(__name__)
 
 RETRY_S = 1.0
+POLL_S = 0.1  # redis-py's listen() can swallow a cancellation: poll, and stop on a flag instead
 
 
 class NoticeBoard:
@@ -27,6 +28,7 @@ class NoticeBoard:
         self.store = store
         self.calls: dict[str, CallChannel] = {}
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self.ready = asyncio.Event()
 
     def attach(self, channel: CallChannel) -> None:
@@ -40,24 +42,27 @@ class NoticeBoard:
         self._task = asyncio.create_task(self._listen(), name="notices")
 
     async def stop(self) -> None:
+        self._stopping = True
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(self._task), POLL_S * 4)
+            if not self._task.done():
+                self._task.cancel()
 
     async def _listen(self) -> None:
-        while True:  # a Redis restart must not end notices for good
+        while not self._stopping:  # a Redis restart must not end notices for good
             try:
                 async with self.store.redis.pubsub() as pubsub:
                     await pubsub.psubscribe(self.store.notice_pattern)
                     self.ready.set()
-                    async for message in pubsub.listen():
-                        if message.get("type") == "pmessage":
+                    while not self._stopping:
+                        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=POLL_S)
+                        if message is not None and message.get("type") == "pmessage":
                             self.deliver(self.store.call_of_notice(_text(message["channel"])), message["data"])
-            except asyncio.CancelledError:
-                raise
             except Exception:
                 self.ready.clear()
+                if self._stopping:
+                    return
                 log.warning("notice subscription lost; resubscribing", exc_info=True)
                 await asyncio.sleep(RETRY_S)
 
