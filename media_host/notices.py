@@ -38,6 +38,9 @@ class NoticeBoard:
         if self.calls.get(channel.call_id) is channel:
             del self.calls[channel.call_id]
 
+    def stopping(self) -> bool:  # a method: the flag changes while the listener awaits
+        return self._stopping
+
     def start(self) -> None:
         self._task = asyncio.create_task(self._listen(), name="notices")
 
@@ -61,7 +64,7 @@ class NoticeBoard:
                             self.deliver(self.store.call_of_notice(_text(message["channel"])), message["data"])
             except Exception:
                 self.ready.clear()
-                if self._stopping:
+                if self.stopping():
                     return
                 log.warning("notice subscription lost; resubscribing", exc_info=True)
                 await asyncio.sleep(RETRY_S)
