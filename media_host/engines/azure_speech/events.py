@@ -275,3 +275,16 @@ class SynthesisRun:
         cut = len(audio) & ~1
         self._carry = audio[cut:]
         return audio[:cut]
+
+
+def forward(sink: Callable[[Any], None] | None, read: Callable[[Any], object | None], evt: Any, what: str) -> None:
+    """Read an SDK event on the SDK's thread and hand it to `sink`; nothing may escape into that thread."""
+    if sink is None:
+        return  # not in use yet, or already given up on
+    try:
+        event = read(evt)
+    except Exception:
+        logging.getLogger(__name__).exception("could not read an Azure Speech %s event", what)
+        return
+    if event is not None:
+        sink(event)

@@ -34,6 +34,7 @@ from media_host.engines.azure_speech.events import (
     RecognitionEvent,
     SessionStopped,
     canceled_event,
+    forward,
     recognized_event,
     recognizing_event,
 )
@@ -92,16 +93,7 @@ class RecognizerSession:
 
     # --- SDK callbacks (SDK threads): read the event here, while its native handle is alive ---------
     def _emit(self, read: Callable[[Any], RecognitionEvent | None], evt: Any) -> None:
-        sink = self.sink
-        if sink is None:
-            return  # not in use yet, or already given up on
-        try:
-            event = read(evt)
-        except Exception:  # an exception must not escape into the SDK's thread
-            log.exception("could not read an Azure Speech recognition event")
-            return
-        if event is not None:
-            sink(event)
+        forward(self.sink, read, evt, "recognition")
 
     def on_recognizing(self, evt: Any) -> None:
         self._emit(recognizing_event, evt)

@@ -25,6 +25,7 @@ import azure.cognitiveservices.speech as speechsdk
 
 from media_host.engines.azure_speech.events import (
     SynthesisEvent,
+    forward,
     synthesis_canceled_event,
     synthesis_completed_event,
     synthesis_started_event,
@@ -62,15 +63,7 @@ class PooledSynthesizer:
 
     # --- SDK callbacks (SDK threads) -------------------------------------------------------------------
     def _emit(self, read: Callable[[Any], SynthesisEvent], evt: Any) -> None:
-        sink = self.sink
-        if sink is None:
-            return
-        try:
-            event = read(evt)
-        except Exception:  # an exception must not escape into the SDK's thread
-            log.exception("could not read an Azure Speech synthesis event")
-            return
-        sink(event)
+        forward(self.sink, read, evt, "synthesis")
 
     def on_started(self, evt: Any) -> None:
         self._emit(synthesis_started_event, evt)
