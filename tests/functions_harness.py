@@ -46,7 +46,7 @@ from tests.conftest import TEST_SECRET
 from tests.durable_webhook import DurableWebhook
 from tests.functions_index import functions
 
-PAYLOADS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "payloads"
+PAYLOADS = Path(__file__).resolve().parent / "fixtures" / "payloads"  # copies of ../shared/reference/payloads
 ACS_KEY = base64.b64encode(b"functions-harness-acs-key-012345").decode()
 MEDIA_URL = "wss://media.example.test"
 BANKING, CLINIC, UNKNOWN = "+18005550100", "+18005550200", "+18005550999"
