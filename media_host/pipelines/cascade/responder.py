@@ -14,17 +14,15 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from dataclasses import dataclass
 
-from agents import Agent, ToolResult, default_registry
-from agents.tools import Authenticated, HandoffRequested, HangupRequested, ToolFailure, TransferRequested
+from agents import Agent
 from media_host.channel import CallChannel
 from media_host.control_plane import ControlPlane
 from media_host.engines.base import ChatDelta, ChatMessage, ChatRequest, Engines, TextDelta, ToolCall
-from media_host.events import AgentChanged, ToolCalled
 from media_host.pipelines.cascade.conversation import Conversation
 from media_host.pipelines.cascade.latency import TurnClock
 from media_host.pipelines.cascade.speaker import Utterance
+from media_host.pipelines.effects import Ending, apply_effects, run_tool
 
 log = logging.getLogger(__name__)
 
@@ -43,14 +41,6 @@ async def _closable(stream: AsyncIterator[ChatDelta]) -> AsyncGenerator[ChatDelt
         close = getattr(stream, "aclose", None)
         if close is not None:
             await close()
-
-
-@dataclass
-class Ending:
-    """What the turn asked for once the caller has heard the reply."""
-
-    transfer: str | None = None  # reason
-    hangup: str | None = None
 
 
 class Responder:
@@ -155,44 +145,7 @@ class Responder:
         await asyncio.shield(job)
 
     async def _tool_job(self, agent: Agent, tool_call: ToolCall) -> None:
-        spec = agent.tool(tool_call.name)
-        if spec is None:  # a model may name a tool this agent does not have: never run another's
-            result = ToolResult(tool=tool_call.name, ok=False, error=ToolFailure(
-                code="unknown_tool", message=f"{tool_call.name} is not available to this agent"))
-        else:
-            result = await default_registry.execute(tool_call.name, tool_call.arguments,
-                                                    self.conv.tool_context(), spec=spec)
+        result = await run_tool(self.call, self.conv, agent, tool_call.name, tool_call.arguments)
         self.conv.history.append(ChatMessage(role="tool", content=result.for_model(), tool_call_id=tool_call.id,
                                              name=tool_call.name))
-        self.call.send(ToolCalled(tool_call.name, result.ok, result.arguments, result.elapsed_ms))
-        await self.conv.record_event("tool_call", name=tool_call.name, ok=result.ok, arguments=result.arguments,
-                                     elapsed_ms=result.elapsed_ms,
-                                     error=result.error.code if result.error else None)
-        for effect in result.effects:
-            await self._apply(effect)
-
-    async def _apply(self, effect: Authenticated | HandoffRequested | TransferRequested | HangupRequested) -> None:
-        if isinstance(effect, Authenticated):
-            self.conv.customer = effect.customer
-            await self.conv.record_event("authenticated", customer_id=str(effect.customer.get("id", "")))
-        elif isinstance(effect, HandoffRequested):
-            await self._handoff(effect)
-        elif isinstance(effect, TransferRequested):
-            self.ending.transfer = effect.reason or "transfer requested"
-        else:
-            self.ending.hangup = effect.reason or "hang-up requested"
-
-    async def _handoff(self, request: HandoffRequested) -> None:
-        conv = self.conv
-        target = conv.scenario.agents.get(request.target)
-        if target is None or target is conv.agent:
-            return
-        if conv.handoffs >= conv.scenario.spec.policy.max_handoffs:
-            # Bounced around too often: a person is the better help.
-            self.ending.transfer = "too many handoffs"
-            await conv.record_event("handoff_refused", target=target.name, reason="max_handoffs")
-            return
-        previous = conv.agent
-        await conv.switch_agent(target, request.reason, request.summary)
-        self.call.send(AgentChanged(target.name, previous.name, request.reason))
-        await self.control_plane.notify_handoff(conv.call_id, previous.name, target.name, request.reason)
+        await apply_effects(result.effects, self.call, self.conv, self.control_plane, self.ending)

@@ -1,6 +1,6 @@
 """The model's responses: the one in flight, the function calls each asks for, and what follows them.
 
-Once a response is done its calls run as the current agent (media_host/pipelines/realtime/effects.py),
+Once a response is done its calls run as the current agent (media_host/pipelines/effects.py),
 their outputs go back to the model and a follow-up response is asked for. A handoff switches the
 session to the new agent first, with a note of the handoff in the conversation; the follow-up carries
 the new agent's tools, so it has them even if the service refused the rest of the switch (a voice
@@ -18,7 +18,7 @@ from media_host.channel import CallChannel
 from media_host.control_plane import ControlPlane
 from media_host.events import HangUp, Transfer
 from media_host.pipelines.cascade.conversation import Conversation
-from media_host.pipelines.realtime.effects import Ending, apply_effects, run_tool
+from media_host.pipelines.effects import Ending, apply_effects, run_tool
 from media_host.pipelines.realtime.link import Event, RealtimeLink
 from media_host.pipelines.realtime.playback import Playback
 from media_host.pipelines.realtime.protocol import Dialect

@@ -1,7 +1,7 @@
 """Running one tool call for the current agent and applying what it asked for.
 
-The same rules as the SpeechCascade's responder (media_host/pipelines/cascade/responder.py), free of
-any speaking: only the agent's own tools run; every call is reported (`ToolCalled`) and recorded;
+The rules every pipeline (cascade and realtime) shares, free of any speaking: only the agent's own
+tools run; every call is reported (`ToolCalled`) and recorded;
 `Authenticated` sets the customer, `HandoffRequested` switches agent within the scenario's
 `max_handoffs` (recorded in Redis, announced with `AgentChanged`, notified to the control plane),
 and `TransferRequested` / `HangupRequested` are noted in `Ending`, to be carried out once the caller
@@ -11,14 +11,16 @@ has heard the reply.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agents import Agent, ToolResult, default_registry
 from agents.tools import Authenticated, Effect, HandoffRequested, ToolFailure
 from media_host.channel import CallChannel
 from media_host.control_plane import ControlPlane
 from media_host.events import AgentChanged, ToolCalled
-from media_host.pipelines.cascade.conversation import Conversation
+
+if TYPE_CHECKING:  # the cascade package imports this module
+    from media_host.pipelines.cascade.conversation import Conversation
 
 
 @dataclass
