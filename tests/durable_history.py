@@ -1,7 +1,8 @@
 """Run an orchestrator on the real azure-functions-durable replay engine with a fabricated history.
 
-`History` builds the JSON the Durable extension hands the Python worker, episode by episode
-(OrchestratorStarted ... OrchestratorCompleted). `Replay` plays the extension's part: it runs the
+`History` (local_stack/durable/history.py, shared with the local Durable runtime) builds the JSON the
+Durable extension hands the Python worker, episode by episode (OrchestratorStarted ... OrchestratorCompleted),
+at fixed fabricated times from EPOCH. `Replay` plays the extension's part: it runs the
 orchestrator (`Orchestrator.create(fn)(context_json)`), checks that the replay decided the same
 actions as before (determinism), and records the new ones as TaskScheduled / TimerCreated events with
 the sequence ids the SDK gives them. The test then says what happened next (an event was raised, an
@@ -19,81 +20,29 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
 from azure.durable_functions.orchestrator import Orchestrator
 
+from local_stack.durable.history import (
+    ACTIVITY_ACTIONS,
+    ActionType,
+    EventType,
+    History,
+    flatten,
+    parse_time,
+    replay_mismatch,
+    retry_delay,
+    timestamp,
+)
+
 if TYPE_CHECKING:
     import azure.functions  # noqa: F401 - lets mypy resolve the "azure" namespace (see orchestrations/__init__.py)
 
+__all__ = ["EPOCH", "ActionType", "EventType", "History", "Pending", "Replay", "Step", "flatten", "parse_time",
+           "timestamp"]
+
 EPOCH = datetime(2025, 6, 1, 10, 0, 0, tzinfo=UTC)
-_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
-
-
-class EventType(IntEnum):
-    EXECUTION_STARTED = 0
-    TASK_SCHEDULED = 4
-    TASK_COMPLETED = 5
-    TASK_FAILED = 6
-    TIMER_CREATED = 10
-    TIMER_FIRED = 11
-    ORCHESTRATOR_STARTED = 12
-    ORCHESTRATOR_COMPLETED = 13
-    EVENT_RAISED = 15
-
-
-class ActionType(IntEnum):
-    CALL_ACTIVITY = 0
-    CALL_ACTIVITY_WITH_RETRY = 1
-    CONTINUE_AS_NEW = 4
-    CREATE_TIMER = 5
-    WAIT_FOR_EXTERNAL_EVENT = 6
-    WHEN_ANY = 11
-    WHEN_ALL = 12
-
-
-def timestamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime(_FORMAT)
-
-
-def parse_time(value: str) -> datetime:
-    return datetime.strptime(value, _FORMAT).replace(tzinfo=UTC)
-
-
-class History:
-    """The history of one execution. New events go into the open episode; `episode()` starts the next one."""
-
-    def __init__(self, name: str, instance_id: str, input_: Any, start: datetime = EPOCH) -> None:
-        self.instance_id = instance_id
-        self.input_json = json.dumps(input_)
-        self.now = start
-        self.events: list[dict[str, Any]] = []
-        self.add(EventType.ORCHESTRATOR_STARTED)
-        self.add(EventType.EXECUTION_STARTED, Name=name, Version="",  # "Version" is required by 1.7.0
-                 Input=self.input_json,
-                 OrchestrationInstance={"InstanceId": instance_id, "ExecutionId": f"{instance_id}-execution"})
-
-    def add(self, event_type: EventType, event_id: int = -1, **fields: Any) -> None:
-        self.events.append({"EventType": int(event_type), "EventId": event_id, "IsPlayed": False,
-                            "Timestamp": timestamp(self.now), **fields})
-
-    def episode(self, at: datetime) -> None:
-        """Close the open episode (what the orchestrator decided is in it) and open the next at `at`."""
-        self.add(EventType.ORCHESTRATOR_COMPLETED)
-        for event in self.events:
-            event["IsPlayed"] = True
-        self.now = max(self.now, at)
-        self.add(EventType.ORCHESTRATOR_STARTED)
-
-    def context_json(self) -> str:
-        # What the Durable extension sends today: replay schema V3, with the Azure Storage timer limits.
-        return json.dumps({
-            "instanceId": self.instance_id, "isReplaying": False, "parentInstanceId": None,
-            "input": self.input_json, "history": self.events,
-            "upperSchemaVersion": 1, "upperSchemaVersionNew": 2,
-            "maximumShortTimerDuration": "6.00:00:00", "longRunningTimerIntervalDuration": "3.00:00:00",
-        })
 
 
 @dataclass
@@ -136,8 +85,7 @@ class Step:
     @property
     def activities(self) -> list[tuple[str, dict[str, Any]]]:
         """(name, input) of each activity scheduled in this run, in order."""
-        return [(a["functionName"], json.loads(a["input"])) for a in self.new
-                if a["actionType"] in (ActionType.CALL_ACTIVITY, ActionType.CALL_ACTIVITY_WITH_RETRY)]
+        return [(a["functionName"], json.loads(a["input"])) for a in self.new if a["actionType"] in ACTIVITY_ACTIONS]
 
     @property
     def activity_names(self) -> list[str]:
@@ -151,23 +99,6 @@ class Step:
     def continued_as_new(self) -> dict[str, Any] | None:
         found = [a for a in self.new if a["actionType"] == ActionType.CONTINUE_AS_NEW]
         return json.loads(found[0]["input"]) if found else None
-
-
-def flatten(actions: list[Any]) -> list[dict[str, Any]]:
-    """The atomic actions in decision order (compound WhenAny / WhenAll actions opened up)."""
-    out: list[dict[str, Any]] = []
-    for action in actions:
-        if isinstance(action, list):
-            out.extend(flatten(action))
-        elif action["actionType"] in (ActionType.WHEN_ANY, ActionType.WHEN_ALL):
-            out.extend(flatten(action["compoundActions"]))
-        else:
-            out.append(action)
-    return out
-
-
-def _same_decision(action: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in action.items() if k != "isCanceled"}  # a timer may be cancelled later
 
 
 class Replay:
@@ -190,13 +121,13 @@ class Replay:
     def run(self) -> Step:
         state = json.loads(self.handle(self.history.context_json()))
         actions = flatten(state["actions"])
-        replayed = [_same_decision(a) for a in actions[: len(self.decided)]]
-        assert replayed == [_same_decision(a) for a in self.decided], "the replay decided differently"
+        mismatch = replay_mismatch(self.decided, actions)
+        assert mismatch is None, f"the replay decided differently: {mismatch}"
         new = actions[len(self.decided):]
         self.decided = actions
         for action in new:
             kind = action["actionType"]
-            if kind in (ActionType.CALL_ACTIVITY, ActionType.CALL_ACTIVITY_WITH_RETRY):
+            if kind in ACTIVITY_ACTIONS:
                 self._schedule(Pending(self._take_id(), action))
             elif kind == ActionType.CREATE_TIMER:
                 pending = Pending(self._take_id(), action)
@@ -231,15 +162,14 @@ class Replay:
             self.history.add(EventType.TASK_FAILED, TaskScheduledId=pending.id, Reason=reason, Details=reason)
             if retry is None:
                 break
-            wait = timedelta(milliseconds=retry["firstRetryIntervalInMilliseconds"])
-            timer_id, fire_at = self._take_id(), self.now + wait
+            timer_id, fire_at = self._take_id(), self.now + retry_delay(retry, attempt)
             self.history.add(EventType.TIMER_CREATED, timer_id, FireAt=timestamp(fire_at))
             self._episode(fire_at, new=True)
             self.history.add(EventType.TIMER_FIRED, TimerId=timer_id, FireAt=timestamp(fire_at))
             if attempt == allowed:
                 break
             pending.id = self._take_id()
-            self.history.add(EventType.TASK_SCHEDULED, pending.id, Name=name, Input=pending.action.get("input"))
+            self.history.scheduled(pending.id, pending.action)
         else:
             return  # attempts left: still pending under its new id
         self.pending.remove(pending)
@@ -269,7 +199,7 @@ class Replay:
         return self._next_id - 1
 
     def _schedule(self, pending: Pending) -> None:
-        self.history.add(EventType.TASK_SCHEDULED, pending.id, Name=pending.name, Input=pending.action.get("input"))
+        self.history.scheduled(pending.id, pending.action)
         self.pending.append(pending)
 
     def _activity(self, name: str) -> Pending:

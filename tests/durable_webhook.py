@@ -17,7 +17,6 @@ unknown instance is a 404, as with the extension.
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,9 +24,11 @@ from typing import Any, Literal, TypeVar
 
 from aiohttp import web
 
+from local_stack.durable.webhook import PREFIX, decode_body, management_payload
+from local_stack.durable.webhook import binding as binding_json
+
 Operation = Literal["start_new", "raise_event", "get_status"]
 T = TypeVar("T")
-PREFIX = "/runtime/webhooks/durabletask/"
 RUNNING = {"Pending", "Running", "Suspended"}  # answered 202 by get_status; finished states are 200
 
 
@@ -62,14 +63,6 @@ class Instance:
         return {"name": self.name, "instanceId": self.instance_id, "runtimeStatus": self.runtime_status,
                 "input": self.input, "customStatus": self.custom_status, "output": self.output,
                 "createdTime": self.created_time, "lastUpdatedTime": self.last_updated_time}
-
-
-def _decode(raw: bytes) -> Any:
-    """The body the client sent: JSON of a JSON string (None when it sent no input)."""
-    if not raw:
-        return None
-    outer = json.loads(raw)
-    return json.loads(outer) if isinstance(outer, str) else outer
 
 
 class DurableWebhook:
@@ -110,8 +103,7 @@ class DurableWebhook:
     @property
     def binding(self) -> str:
         """The durable-client binding JSON the Functions host passes to a `durable_client_input` function."""
-        return json.dumps({"taskHubName": self.task_hub, "creationUrls": {}, "managementUrls": {},
-                           "rpcBaseUrl": self.base_url})
+        return binding_json(self.base_url, self.task_hub)
 
     # --- test controls ---------------------------------------------------------------------------
     def add_instance(self, instance_id: str, name: str = "call_session", client_input: Any = None,
@@ -159,23 +151,10 @@ class DurableWebhook:
         pending = self._faults.get(operation)
         return pending.pop(0) if pending else None
 
-    def _management(self, instance_id: str) -> dict[str, str]:
-        """The status-query payload the extension answers a start with."""
-        base = f"{self.base_url}instances/{instance_id}"
-        query = f"?taskHub={self.task_hub}&connection=Storage&code=local"
-        return {"id": instance_id, "statusQueryGetUri": base + query,
-                "sendEventPostUri": f"{base}/raiseEvent/{{eventName}}{query}",
-                "terminatePostUri": f"{base}/terminate?reason={{text}}&{query[1:]}",
-                "rewindPostUri": f"{base}/rewind?reason={{text}}&{query[1:]}",
-                "purgeHistoryDeleteUri": base + query,
-                "restartPostUri": f"{base}/restart{query}",
-                "suspendPostUri": f"{base}/suspend?reason={{text}}&{query[1:]}",
-                "resumePostUri": f"{base}/resume?reason={{text}}&{query[1:]}"}
-
     async def _start_new(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
         instance_id = request.match_info.get("instance_id") or uuid.uuid4().hex
-        body = _decode(await request.read())
+        body = decode_body(await request.read())
         status = self._fault("start_new")
         if status is None:
             status = 202
@@ -185,12 +164,12 @@ class DurableWebhook:
         if status != 202:
             return web.json_response({"Message": "Injected fault.", "ExceptionMessage": "Injected fault."},
                                      status=status)
-        return web.json_response(self._management(instance_id), status=202,
-                                 headers={"Location": self._management(instance_id)["statusQueryGetUri"]})
+        links = management_payload(self.base_url, self.task_hub, instance_id)
+        return web.json_response(links, status=202, headers={"Location": links["statusQueryGetUri"]})
 
     async def _raise_event(self, request: web.Request) -> web.Response:
         instance_id, name = request.match_info["instance_id"], request.match_info["name"]
-        body = _decode(await request.read())
+        body = decode_body(await request.read())
         status = self._fault("raise_event")
         instance = self.instances.get(instance_id)
         if status is None:
