@@ -37,7 +37,19 @@ node_modules: package-lock.json
 	@if command -v npm >/dev/null; then npm ci --no-audit --no-fund && touch node_modules; \
 	else echo "npm not found: the Cosmos DB contract tests will be skipped"; fi
 
-test: lint typecheck node_modules
+# Headless Chromium for the softphone page's browser test (Debian's package): installed with apt-get, as root
+# or through passwordless sudo. Without it the test is skipped (loudly), and `make test` goes on.
+.PHONY: chromium
+chromium:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO="sudo -n"; else SUDO=none; fi; \
+		if [ "$$SUDO" != none ] && command -v apt-get >/dev/null \
+			&& $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+		then echo "chromium installed"; \
+		else echo "chromium could not be installed (needs apt-get, and root or passwordless sudo):" \
+			"the softphone browser test will be skipped. Install it yourself: sudo apt-get install chromium"; fi; }
+
+test: lint typecheck node_modules chromium
 	$(PY) -m pytest -q
 
 # How many concurrent calls the media host carries in real time (prints a table; never fails on a budget).

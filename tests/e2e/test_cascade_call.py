@@ -7,48 +7,20 @@ and speaks with hibari. The agent's audio is transcribed back to check what the 
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
 from local_stack.acs_media import AcsMediaClient
 from local_stack.caller import Line, ScriptedCaller, telephone_voice
-from media_host.audio import resample
 from media_host.channel import CallInfo
 from media_host.engines.base import Engines
-from media_host.engines.factory import build_engines
 from media_host.pipelines import Pipeline
 from media_host.pipelines.cascade import CascadePipeline
 from media_host.transports.acs import AcsAdapter
 from switchboard.session_models import Speaker
-from switchboard.settings import load_settings
+from tests.e2e.conftest import digits, transcribe
 from tests.media_harness import running_host, seed_call
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-async def engines() -> Engines:
-    return await build_engines(load_settings(pipeline="cascade"))
-
-
-@pytest.fixture(autouse=True)
-def fresh_bank() -> None:
-    from agents.definitions.banking.sample_bank import reset_bank
-
-    reset_bank()
-
-
-async def transcribe(engines: Engines, pcm24k: bytes) -> str:
-    stream = engines.stt.stream("en-US")
-    stream.push(resample(pcm24k, 24000, 16000))
-    text = (await stream.finish()).text
-    await stream.aclose()
-    return text
-
-
-def digits(text: str) -> str:
-    return re.sub(r"[^0-9.]", "", text.replace(",", ""))
 
 
 async def test_a_banking_call_verifies_answers_hands_off_blocks_and_transfers(redis_url: str,
