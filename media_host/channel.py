@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,6 +70,7 @@ class CallChannel:
         self.caller_hung_up = False
         self.agent_hung_up = False
         self.transfer_requested = False
+        self.monitor: Callable[[str, Outbound], None] | None = None  # see media_host/monitor.py
 
     @property
     def call_id(self) -> str:
@@ -155,6 +157,8 @@ class CallChannel:
             self.agent_hung_up = True
         elif isinstance(event, Transfer):
             self.transfer_requested = True
+        if self.monitor is not None:
+            self.monitor(self.info.call_id, event)
         self._control.put_nowait(event)
 
     def outcome(self, default: str) -> str:

@@ -23,8 +23,10 @@ from media_host.channel import CallChannel, CallInfo
 from media_host.control_plane import ControlPlane, SessionControlPlane
 from media_host.http import HttpCapableConnection, json_response, method_of, text_response
 from media_host.metrics import Labels, MediaMetrics
+from media_host.monitor import CallMonitor
 from media_host.notices import NoticeBoard
 from media_host.pipelines import Pipeline, PipelineFactory
+from media_host.softphone import add_softphone_routes
 from media_host.transports.base import Admission, CloseCode, Rejected, WireAdapter
 from media_host.transports.runner import open_call, run_call
 from switchboard import __version__
@@ -49,6 +51,7 @@ class MediaHost:
         self.control_plane = control_plane or SessionControlPlane(services.store)
         self.metrics = MediaMetrics(self._active_by_transport, self._playout_depth)
         self.notices = NoticeBoard(services.store)
+        self.monitor = CallMonitor(services.store) if settings.monitor_calls else None
         self.started_at = time.monotonic()
         self.draining = False
         self.port: int | None = None
@@ -56,6 +59,7 @@ class MediaHost:
         self._adapters = {adapter.path: adapter for adapter in adapters}
         self._http: dict[str, HttpHandler] = {"/health": self._health, "/ready": self._ready,
                                                "/metrics": self._metrics}
+        add_softphone_routes(self)  # the browser softphone page: GET / and /static/<file>
         self._admissions: dict[ServerConnection, Admission] = {}
         self._sockets: set[ServerConnection] = set()
         self._calls: dict[CallChannel, str] = {}  # live calls and their transport
@@ -121,6 +125,7 @@ class MediaHost:
             channel, pipeline = opened
             self._calls[channel] = adapter.transport
             self.notices.attach(channel)
+            channel.monitor = self.monitor
             try:
                 await run_call(adapter, channel, pipeline, self, self._call_ended)
             finally:
@@ -217,6 +222,8 @@ class MediaHost:
             log.info("media host listening", extra={"bind": self.settings.media_host_bind, "port": self.port,
                                                     "transports": ",".join(sorted(self._adapters))})
             self.notices.start()
+            if self.monitor is not None:
+                self.monitor.start()
             try:
                 if on_ready is not None:
                     on_ready(self.port)
@@ -224,6 +231,8 @@ class MediaHost:
                 await self._drain(server)
             finally:
                 await self.notices.stop()
+                if self.monitor is not None:
+                    await self.monitor.stop()
 
     async def _drain(self, server: Server) -> None:
         self.draining = True

@@ -55,8 +55,16 @@ def connect_redis(url: str, *, max_connections: int = 64, timeout: float = 5.0) 
     )
 
 
+DEFAULT_PREFIX = "sb:"
+
+
+def monitor_channel(call_id: str, prefix: str = DEFAULT_PREFIX) -> str:
+    """The Redis channel a media host publishes a call's monitor events on (MONITOR_CALLS)."""
+    return f"{prefix}monitor:{call_id}"
+
+
 class SessionStore:
-    def __init__(self, redis: Redis, signer: TokenSigner, *, ttl_seconds: int, prefix: str = "sb:") -> None:
+    def __init__(self, redis: Redis, signer: TokenSigner, *, ttl_seconds: int, prefix: str = DEFAULT_PREFIX) -> None:
         self.redis = redis
         self.signer = signer
         self.ttl = ttl_seconds
@@ -161,6 +169,10 @@ class SessionStore:
         """Record `event` and publish it to whichever media host carries the call (if any)."""
         await self.append_event(call_id, event)
         await self.redis.publish(f"{self.prefix}notice:{call_id}", event.model_dump_json())
+
+    # --- the monitor: what happens on a call, published for watchers (MONITOR_CALLS) -------------
+    def monitor_channel(self, call_id: str) -> str:
+        return monitor_channel(call_id, self.prefix)
 
     async def handoffs(self, call_id: str) -> list[HandoffRecord]:
         return await self._read(call_id, "handoffs", HandoffRecord)

@@ -192,6 +192,10 @@ class Settings(BaseSettings):
     audiocodes_idle_timeout_seconds: float = Field(
         300.0, gt=0, description="Idle timeout for AudioCodes calls (VAIC pauses its stream during transfers)."
     )
+    monitor_calls: bool = Field(
+        False, description="Publish each call's transcript, handoffs, tool calls and turn latency on the Redis "
+        "channel `<prefix>monitor:<call id>` for live watchers (`make run` turns it on).",
+    )
     browser_access_key: SecretStr | None = Field(
         None, description="Bearer key for creating browser calls; unset: open in the embedded default, else off."
     )
