@@ -104,7 +104,6 @@ class Call:
             case "CallDisconnected":
                 self.state = "disconnected"
             case "MediaStreamingStarted":
-                # The media WebSocket to `media_transport_url` is opened here once the local stack carries media.
                 self.media_state = "active"
             case "MediaStreamingStopped" | "MediaStreamingFailed":
                 self.media_state = "inactive"

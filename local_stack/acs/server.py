@@ -28,8 +28,10 @@ import aiohttp
 from aiohttp import web
 
 from local_stack.acs.calls import Call, Json, bot_identity, cloud_event, event_name, transferee
+from local_stack.acs.eventgrid import EventGridSubscription
 from local_stack.acs.hmac_auth import HmacError, decode_key, verify_hmac
-from local_stack.acs.incoming import identifier, new_server_call_id, with_kind
+from local_stack.acs.incoming import identifier, incoming_call_event, new_server_call_id, with_kind
+from local_stack.acs.media import MediaConnector, MediaLegs
 from local_stack.acs.rest import (
     ACTIONS,
     FAULT_CODES,
@@ -69,7 +71,8 @@ class LocalAcs:
     """
 
     def __init__(self, access_key: str | None = None, *, port: int = 0, auto_callbacks: bool = False,
-                 max_skew_s: float = 300, callback_token: Callable[[], str] | None = None) -> None:
+                 max_skew_s: float = 300, callback_token: Callable[[], str] | None = None,
+                 media: MediaConnector | None = None) -> None:
         self.access_key = access_key or new_access_key()
         decode_key(self.access_key)  # a bad key is a setup error: fail now, not on every request
         self.auto_callbacks = auto_callbacks
@@ -81,6 +84,7 @@ class LocalAcs:
         self.rejected: list[tuple[str, str]] = []  # (path, reason) of requests that failed HMAC
         self.callbacks: list[Delivery] = []
         self.calls: dict[str, Call] = {}
+        self.media = MediaLegs(media, callback_token)  # ACS signs media upgrades as it signs callbacks
         self._port = port
         self._faults: dict[str, list[AcsFailure]] = {}
         self._changed = asyncio.Condition()
@@ -101,6 +105,7 @@ class LocalAcs:
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
 
     async def stop(self) -> None:
+        await self.media.close()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -154,6 +159,7 @@ class LocalAcs:
         name = event_name(event_type)
         body = [cloud_event(call, name, data_overrides)]
         call.apply(name)
+        self.media.on_event(call, name)
         target = url or call.callback_url
         headers = {"Authorization": f"Bearer {self.callback_token()}"} if self.callback_token else {}
         assert self._session is not None, "LocalAcs is not started"
@@ -165,6 +171,26 @@ class LocalAcs:
             raise
         await self._record(lambda: self.callbacks.append(Delivery(name, target, body, status)))
         return status
+
+    async def ring(self, subscription: EventGridSubscription, to: str, caller: str, *,
+                   correlation_id: str | None = None) -> str:
+        """A caller dials `to`: publish its IncomingCall event to the subscription. Returns the correlation id."""
+        event = incoming_call_event(to, caller, correlation_id=correlation_id)
+        await subscription.deliver(event)
+        return str(event["data"]["correlationId"])
+
+    def caller_hangs_up(self, call_connection_id: str) -> None:
+        """The far end hangs up: the media socket closes and CallDisconnected follows."""
+        call = self.calls[call_connection_id]
+        if call.state != "disconnected":
+            call.state = "disconnected"
+            self.media.end(call_connection_id)
+            self._auto(call, ["CallDisconnected"])
+
+    def subscription(self, url: str) -> EventGridSubscription:
+        """An Event Grid webhook subscription for IncomingCall events (validate it before delivering)."""
+        assert self._session is not None, "LocalAcs is not started"
+        return EventGridSubscription(self._session, url)
 
     # --- HTTP --------------------------------------------------------------------------------------
     async def _handle(self, request: web.Request) -> web.StreamResponse:
@@ -215,6 +241,7 @@ class LocalAcs:
             return 200, {"value": [{"identifier": p, "isMuted": False, "isOnHold": False} for p in call.participants]}
         if operation in ("hang_up", "terminate"):
             call.state = "disconnected"  # at once: a second hang-up already finds no call
+            self.media.end(call.call_connection_id)
             self._auto(call, ["CallDisconnected"])
             return 204, None
         if operation not in ACTIONS.values():

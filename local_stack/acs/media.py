@@ -1,0 +1,92 @@
+"""The media leg of each local ACS call: when streaming starts, ACS opens the WebSocket to the app's
+`transportUrl` with its upgrade headers; when the call or the stream ends, it closes it.
+
+LocalAcs does not speak audio itself. It hands a `MediaOffer` to a connector (the scripted caller of
+the local stack, or a test) and sets `offer.ended` when ACS would close the socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from local_stack.acs.calls import Call
+
+log = logging.getLogger(__name__)
+
+ENDS_MEDIA = ("CallDisconnected", "MediaStreamingStopped", "MediaStreamingFailed")
+
+
+@dataclass
+class MediaOffer:
+    call: Call
+    url: str
+    headers: dict[str, str]  # x-ms-call-connection-id, x-ms-call-correlation-id, Authorization when ACS signs
+    ended: asyncio.Event = field(default_factory=asyncio.Event)  # ACS closes the socket: the connector must too
+
+
+MediaConnector = Callable[[MediaOffer], Awaitable[None]]
+
+
+class MediaLegs:
+    def __init__(self, connector: MediaConnector | None, bearer: Callable[[], str] | None) -> None:
+        self.connector = connector
+        self.bearer = bearer
+        self.offers: list[MediaOffer] = []  # every socket opened, in order (a restart opens another)
+        self._live: dict[str, tuple[MediaOffer, asyncio.Task[None]]] = {}
+
+    def on_event(self, call: Call, event_type: str) -> None:
+        """Open or end the call's media leg as the callback event `event_type` says."""
+        if self.connector is None:
+            return
+        if event_type == "MediaStreamingStarted":
+            self._open(call)
+        elif event_type in ENDS_MEDIA:
+            self.end(call.call_connection_id)
+
+    def end(self, call_connection_id: str) -> None:
+        live = self._live.pop(call_connection_id, None)
+        if live is not None:
+            live[0].ended.set()
+
+    async def close(self, grace_s: float = 2.0) -> None:
+        """End every leg, give connectors `grace_s` to close their sockets, then cancel them."""
+        tasks = [task for offer, task in self._live.values()]
+        for key in list(self._live):
+            self.end(key)
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=grace_s)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _open(self, call: Call) -> None:
+        url = call.media_transport_url
+        if not url or call.call_connection_id in self._live or self.connector is None:
+            return
+        headers = {"x-ms-call-connection-id": call.call_connection_id,
+                   "x-ms-call-correlation-id": call.correlation_id}
+        if self.bearer is not None:
+            headers["Authorization"] = f"Bearer {self.bearer()}"
+        offer = MediaOffer(call, url, headers)
+        self.offers.append(offer)
+        task = asyncio.get_running_loop().create_task(self._run(offer), name=f"media {call.call_connection_id}")
+        self._live[call.call_connection_id] = (offer, task)
+
+    async def _run(self, offer: MediaOffer) -> None:
+        assert self.connector is not None
+        try:
+            await self.connector(offer)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # one caller's failure is its own; the local ACS carries on
+            log.exception("media connector failed for call %s", offer.call.call_connection_id)
+        finally:
+            live = self._live.get(offer.call.call_connection_id)
+            if live is not None and live[0] is offer:
+                del self._live[offer.call.call_connection_id]
+            with contextlib.suppress(Exception):
+                offer.ended.set()
