@@ -3,8 +3,8 @@
 `open_harness(...)` starts, on 127.0.0.1:
 - a LocalAcs (the ACS REST API the real Call Automation SDK talks to, HMAC-verified);
 - a DurableWebhook (the Durable extension's HTTP API the real DurableOrchestrationClient talks to);
-- a small function host: each httpTrigger of `function_app` at `/api/<route>`, called through a
-  `func.HttpRequest` with the durable-client binding JSON, as the Functions host would. Its URL is
+- the local function host (local_stack/function_host.py): each httpTrigger of `function_app` at
+  `/api/<route>`, called with the durable-client binding JSON, as the Functions host would. Its URL is
   CALLBACK_BASE_URL, so LocalAcs callbacks and the media host's control plane reach the real functions;
 and builds a `callbacks.runtime.Worker` for test settings (Redis from `redis_url` under its own key
 prefix, records in SQLite under `tmp_path`), installed with `runtime.use()` and closed on exit.
@@ -17,7 +17,6 @@ reads `worker.settings`; `runtime.settings()` (the process-wide cached `get_sett
 from __future__ import annotations
 
 import base64
-import inspect
 import json
 import uuid
 from collections.abc import AsyncIterator, Mapping
@@ -36,6 +35,7 @@ from azure.functions.eventgrid import EventGridEventInConverter
 from callbacks import runtime
 from callbacks.runtime import Worker
 from local_stack.acs import LocalAcs, incoming_call_event
+from local_stack.function_host import FunctionHost
 from switchboard.acs_auth import AcsJwtVerifier
 from switchboard.call_records import open_record_store
 from switchboard.services import SharedServices, token_signer
@@ -44,7 +44,7 @@ from switchboard.settings import Settings, load_settings
 from switchboard.tokens import Purpose
 from tests.conftest import TEST_SECRET
 from tests.durable_webhook import DurableWebhook
-from tests.functions_index import functions
+from tests.functions_index import indexed
 
 PAYLOADS = Path(__file__).resolve().parent / "fixtures" / "payloads"  # copies of ../shared/reference/payloads
 ACS_KEY = base64.b64encode(b"functions-harness-acs-key-012345").decode()
@@ -92,6 +92,7 @@ class Harness:
     acs: LocalAcs
     durable: DurableWebhook
     host_url: str
+    host: FunctionHost
 
     @property
     def store(self) -> SessionStore:
@@ -102,13 +103,7 @@ class Harness:
 
     async def call(self, name: str, **kwargs: Any) -> Any:
         """Invoke a registered function as the host does (the durable client arrives as binding JSON)."""
-        function = functions()[name]
-        bindings = json.loads(function.get_function_json())["bindings"]
-        for binding in bindings:
-            if binding["type"] == "durableClient":
-                kwargs[binding["name"]] = self.durable.binding
-        result = function.get_user_function()(**kwargs)
-        return await result if inspect.isawaitable(result) else result
+        return await self.host.invoke(name, **kwargs)
 
     async def http(self, name: str, method: str, route: str, **request: Any) -> func.HttpResponse:
         response: func.HttpResponse = await self.call(name, req=http_request(method, route, **request))
@@ -142,44 +137,19 @@ class Harness:
         return call_id, answer.call_connection_id
 
 
-async def _host_handler(harness: Harness, name: str, arg: str, request: web.Request) -> web.Response:
-    req = func.HttpRequest(method=request.method, url=str(request.url), headers=dict(request.headers),
-                           params=dict(request.query), route_params=dict(request.match_info),
-                           body=await request.read())
-    response: func.HttpResponse = await harness.call(name, **{arg: req})
-    headers = {k: v for k, v in response.headers.items() if k.lower() != "content-type"}
-    return web.Response(status=response.status_code, body=response.get_body(), headers=headers,
-                        content_type=response.mimetype)
-
-
-def _host_app(get: Any) -> web.Application:
-    """Every httpTrigger of the app at /api/<route> (the `{param}` syntax is aiohttp's too)."""
-    app = web.Application()
-    for name, function in functions().items():
-        bindings = json.loads(function.get_function_json())["bindings"]
-        trigger = next(b for b in bindings if b["direction"] == "IN" and b["type"].endswith("Trigger"))
-        if trigger["type"] != "httpTrigger":
-            continue
-
-        async def handle(request: web.Request, name: str = name, arg: str = trigger["name"]) -> web.Response:
-            return await _host_handler(get(), name, arg, request)
-
-        for method in trigger.get("methods") or ["GET", "POST"]:
-            app.router.add_route(method, f"/api/{trigger['route']}", handle)
-    return app
-
-
 @asynccontextmanager
 async def open_harness(redis_url: str, tmp_path: Path, **overrides: Any) -> AsyncIterator[Harness]:
-    holder: list[Harness] = []
-    runner = web.AppRunner(_host_app(lambda: holder[0]), access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    host_url = f"http://127.0.0.1:{runner.addresses[0][1]}"
     acs = LocalAcs(ACS_KEY)
     durable = DurableWebhook()
     await acs.start()
     await durable.start()
+    host = FunctionHost(indexed(), durable.binding)
+    app = web.Application()
+    host.add_routes(app)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    host_url = f"http://127.0.0.1:{runner.addresses[0][1]}"
     settings = load_settings(**{
         "redis_url": redis_url, "signing_secret": TEST_SECRET, "acs_endpoint": acs.endpoint,
         "acs_access_key": ACS_KEY, "callback_base_url": host_url, "media_host_public_url": MEDIA_URL,
@@ -191,9 +161,8 @@ async def open_harness(redis_url: str, tmp_path: Path, **overrides: Any) -> Asyn
            if settings.acs_resource_id else None)
     worker = Worker(settings, runtime.agents(), SharedServices(store), open_record_store(settings), jwt)
     runtime.use(worker)
-    holder.append(Harness(settings, worker, acs, durable, host_url))
     try:
-        yield holder[0]
+        yield Harness(settings, worker, acs, durable, host_url, host)
     finally:
         await acs.idle()
         keys = [k async for k in store.redis.scan_iter(match=f"{prefix}*")]
