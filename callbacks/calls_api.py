@@ -96,7 +96,8 @@ def _status_body(status: Any) -> dict[str, Any] | None:
     if runtime is None:
         return None
     return {"runtime_status": getattr(runtime, "value", str(runtime)), "custom_status": status.custom_status,
-            "created_time": str(status.created_time or ""), "last_updated_time": str(status.last_updated_time or "")}
+            "output": status.output, "created_time": str(status.created_time or ""),
+            "last_updated_time": str(status.last_updated_time or "")}
 
 
 async def call_status(worker: Worker, client: Orchestrations, call_id: str) -> Reply:

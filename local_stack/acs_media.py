@@ -144,7 +144,11 @@ class AcsMediaClient:
                 await self._agent_audio.wait()
 
     def agent_audio_since(self, since: float) -> bytes:
-        return b"".join(pcm for t, pcm in self.agent.frames if t >= since)
+        return self.agent_audio_between(since, float("inf"))
+
+    def agent_audio_between(self, since: float, until: float) -> bytes:
+        """Agent audio received in [since, until) (monotonic times)."""
+        return b"".join(pcm for t, pcm in self.agent.frames if since <= t < until)
 
 
 def _iso_now() -> str:

@@ -36,6 +36,7 @@ class Child:
     name: str
     module: str
     env: dict[str, str] = field(default_factory=dict)
+    args: list[str] = field(default_factory=list)
     log_path: Path | None = None
     process: subprocess.Popen[bytes] | None = None
 
@@ -43,7 +44,7 @@ class Child:
         env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
         out = open(self.log_path, "wb") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         self.process = subprocess.Popen(  # noqa: S603 - our interpreter, our module
-            [sys.executable, "-m", self.module], cwd=PROJECT_ROOT, env=env,
+            [sys.executable, "-m", self.module, *self.args], cwd=PROJECT_ROOT, env=env,
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
         )
 
