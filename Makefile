@@ -17,8 +17,14 @@ $(STAMP): $(REQS)
 
 venv: $(STAMP)
 
+# ARGS="--scenario clinic", ARGS="--script my_call.yaml", ARGS="--engines azure"
 run: $(STAMP)
-	$(PY) -m local_stack
+	$(PY) -m local_stack $(ARGS)
+
+# The stack kept up, with the browser softphone at http://127.0.0.1:8765/ (Ctrl-C stops it).
+.PHONY: serve
+serve: $(STAMP)
+	$(PY) -m local_stack.serve $(ARGS)
 
 settings-doc: $(STAMP)
 	$(PY) -m switchboard.settings_doc write

@@ -70,19 +70,25 @@ def describe(event: dict[str, Any]) -> str | None:
 
 class PhoneCall:
     def __init__(self, stack: LocalStack, lines: list[Line], voice: Voiced, *, to: str,
-                 caller: str = "+14255550123", printer: Printer = print) -> None:
+                 caller: str = "+14255550123", printer: Printer = print, json_lines: bool = False) -> None:
         self.stack = stack
         self.lines = lines
         self.voice = voice
         self.to = to
         self.caller_number = caller
         self.print = printer
+        self.json_lines = json_lines  # LOG_FORMAT=json: one JSON object per line instead of readable text
         self.result: CallResult | None = None
         self._done = asyncio.Event()
 
-    def _say(self, text: str) -> None:
+    def _say(self, text: str, event: dict[str, Any] | None = None) -> None:
         started = self.result.started if self.result else time.monotonic()
-        self.print(f"[{time.monotonic() - started:6.1f}s] {text}")
+        elapsed = time.monotonic() - started
+        if self.json_lines:
+            call_id = self.result.call_id if self.result else None
+            self.print(json.dumps({"t_s": round(elapsed, 3), "call_id": call_id, **(event or {"message": text})}))
+        else:
+            self.print(f"[{elapsed:6.1f}s] {text}")
 
     async def run(self, timeout: float = 150.0) -> CallResult:
         """Place the call and return once it is over and its record is written."""
@@ -141,7 +147,7 @@ class PhoneCall:
             self.result.events.append(event)
             line = describe(event)
             if line is not None:
-                self._say(line)
+                self._say(line, event)
 
     async def _ended(self, call_id: str) -> None:
         """Wait for the orchestration to finish, then fetch its status and the call record."""

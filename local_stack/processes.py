@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from switchboard.redis_server import die_with_parent
 from switchboard.settings import PROJECT_ROOT
 
 
@@ -42,10 +43,12 @@ class Child:
 
     def start(self) -> None:
         env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
-        out = open(self.log_path, "wb") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        out = open(self.log_path, "wb") if self.log_path else None  # noqa: SIM115 - None: our console
         self.process = subprocess.Popen(  # noqa: S603 - our interpreter, our module
             [sys.executable, "-m", self.module, *self.args], cwd=PROJECT_ROOT, env=env,
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            # Ctrl-C reaches only the stack, which stops each child in turn; a killed stack takes them along.
+            start_new_session=True, preexec_fn=die_with_parent,  # noqa: PLW1509 - prctl only, no locks taken
         )
 
     def wait_healthy(self, url: str, timeout: float = 30.0) -> Any:

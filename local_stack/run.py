@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import time
 from pathlib import Path
+from typing import Literal
 
 from agents import AgentLibrary
 from local_stack.caller import Line, Voiced, telephone_voice
@@ -87,11 +89,16 @@ async def place(options: StackOptions, script: Script, to: str) -> tuple[CallRes
     async with LocalStack(options) as stack:
         print(f"stack up in {time.monotonic() - began:.1f} s: functions {stack.functions_url}, "
               f"media host {stack.media_url}, ACS {stack.acs.endpoint}")
-        call = PhoneCall(stack, lines, voice, to=to, caller=script.caller)
+        call = PhoneCall(stack, lines, voice, to=to, caller=script.caller, json_lines=options.log_format == "json")
         result = await call.run()
         problems = succeeded(result)
         print("stopping the stack ...")
     return result, problems, stack
+
+
+def log_format() -> Literal["text", "json"]:
+    """LOG_FORMAT=json makes every line (ours and the hosts') a JSON object; readable text otherwise."""
+    return "json" if os.environ.get("LOG_FORMAT", "").lower() == "json" else "text"
 
 
 def main(argv: list[str]) -> int:
@@ -103,7 +110,7 @@ def main(argv: list[str]) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     options = StackOptions(out=args.out, engines=args.engines, functions_port=args.functions_port,
-                           media_port=args.media_port)
+                           media_port=args.media_port, log_format=log_format())
     try:
         result, problems, _ = asyncio.run(place(options, script, to))
     except (StackError, TimeoutError) as exc:

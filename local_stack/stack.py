@@ -44,6 +44,7 @@ class StackOptions:
     functions_port: int = 7071  # 0, or taken: a free port is used instead
     media_port: int = 8765
     log_format: Literal["text", "json"] = "text"
+    console_logs: bool = False  # the children log to this console rather than to files under `out`
     extra_env: dict[str, str] = field(default_factory=dict)
 
 
@@ -120,8 +121,10 @@ class LocalStack:
         await self.acs.start()
         env = self._env()
         self.functions = Child("function host", "local_stack.serve_functions", env=env,
-                               args=["--port", str(self.functions_port)], log_path=out / "function_host.log")
-        self.media = Child("media host", "media_host", env=env, log_path=out / "media_host.log")
+                               args=["--port", str(self.functions_port)],
+                               log_path=None if self.options.console_logs else out / "function_host.log")
+        self.media = Child("media host", "media_host", env=env,
+                           log_path=None if self.options.console_logs else out / "media_host.log")
         self.functions.start()
         self.media.start()
         await asyncio.gather(asyncio.to_thread(self.functions.wait_healthy, f"{self.functions_url}/api/health", 60),

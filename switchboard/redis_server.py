@@ -49,7 +49,7 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+def die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError):
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -97,7 +97,7 @@ class EmbeddedRedis:
                  "--daemonize", "no", "--protected-mode", "yes", "--dir", str(self._dir),
                  "--logfile", str(self._dir / "server.log"), "--loglevel", "warning"],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 - only sets PDEATHSIG, no locks taken
+                preexec_fn=die_with_parent,  # noqa: PLW1509 - only sets PDEATHSIG, no locks taken
             )
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline and self._process.poll() is None:
