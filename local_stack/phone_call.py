@@ -102,7 +102,7 @@ class PhoneCall:
                 self._say(f"dialling {self.to}: IncomingCall -> Event Grid -> function host")
                 await self.stack.acs.ring(self.stack.incoming_calls, self.to, self.caller_number,
                                           correlation_id=call_id)
-                result.answer = await self.stack.acs.wait_for("answer", timeout=10)
+                result.answer = await self.stack.acs.wait_for_answer(call_id, timeout=10)
                 self._say("answered; ACS opens the media socket to the media host")
                 await self._done.wait()
                 await self._ended(call_id)
@@ -129,9 +129,8 @@ class PhoneCall:
                     self.result.said.append(said.result())
                 if not ended.done():
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(asyncio.shield(caller.answered(HEAR_LAST_REPLY_S)), HEAR_LAST_REPLY_S)
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(asyncio.shield(ended), CALL_END_S)
+                        await caller.answered(HEAR_LAST_REPLY_S)
+                    await asyncio.wait({ended}, timeout=CALL_END_S)
                 if not ended.done():
                     self._say("caller hangs up")
                     self.result.caller_hung_up = True

@@ -30,7 +30,13 @@ from aiohttp import web
 from local_stack.acs.calls import Call, Json, bot_identity, cloud_event, event_name, transferee
 from local_stack.acs.eventgrid import EventGridSubscription
 from local_stack.acs.hmac_auth import HmacError, decode_key, verify_hmac
-from local_stack.acs.incoming import identifier, incoming_call_event, new_server_call_id, with_kind
+from local_stack.acs.incoming import (
+    identifier,
+    incoming_call_event,
+    new_server_call_id,
+    parse_incoming_call_context,
+    with_kind,
+)
 from local_stack.acs.media import MediaConnector, MediaLegs
 from local_stack.acs.rest import (
     ACTIONS,
@@ -59,6 +65,11 @@ class Delivery:
 
 
 Result = tuple[int, Json | None]
+
+
+def _answers(request: AcsRequest, correlation_id: str) -> bool:
+    context = parse_incoming_call_context(str((request.body or {}).get("incomingCallContext", "")))
+    return context is not None and context.correlation_id == correlation_id
 
 
 def new_access_key() -> str:
@@ -135,6 +146,12 @@ class LocalAcs:
             found = [r for r in self.requests if r.operation == operation]
             return found[count - 1] if len(found) >= count else None
         return await self._until(nth, timeout, f"{operation!r} request #{count}")
+
+    async def wait_for_answer(self, correlation_id: str, *, timeout: float = 5.0) -> AcsRequest:
+        """The answer request for the incoming call with this correlation id (calls may overlap)."""
+        def find() -> AcsRequest | None:
+            return next((r for r in self.requests if r.operation == "answer" and _answers(r, correlation_id)), None)
+        return await self._until(find, timeout, f"answer to call {correlation_id}")
 
     async def wait_for_callback(self, event_type: str, *, count: int = 1, timeout: float = 5.0) -> Delivery:
         def nth() -> Delivery | None:
