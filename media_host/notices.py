@@ -59,6 +59,7 @@ class NoticeBoard:
                     await pubsub.psubscribe(self.store.notice_pattern)
                     self.ready.set()
                     while not self._stopping:
+                        await self.store.refresh_subscription(pubsub)  # renews an Entra ID token before expiry
                         message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=POLL_S)
                         if message is not None and message.get("type") == "pmessage":
                             self.deliver(self.store.call_of_notice(_text(message["channel"])), message["data"])

@@ -11,10 +11,12 @@ Keys (all under one prefix, all with a TTL refreshed on write):
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from pydantic import BaseModel
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.client import PubSub
+from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -23,6 +25,9 @@ from redis.exceptions import WatchError
 
 from switchboard.session_models import CallEvent, CallSession, CallState, HandoffRecord, Turn, now
 from switchboard.tokens import Purpose, TokenClaims, TokenSigner
+
+if TYPE_CHECKING:
+    from switchboard.redis_entra import EntraCredentialProvider
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -37,17 +42,23 @@ class ConcurrentUpdateError(RuntimeError):
     """An optimistic update lost the race too many times in a row."""
 
 
-def connect_redis(url: str, *, max_connections: int = 64, timeout: float = 5.0) -> Redis:
-    """An async client with a bounded, blocking pool and retries with backoff on dropped connections."""
-    pool = BlockingConnectionPool.from_url(
-        url,
-        max_connections=max_connections,
-        timeout=timeout,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        socket_keepalive=True,
-        health_check_interval=30,
-    )
+def connect_redis(url: str, *, credential_provider: EntraCredentialProvider | None = None,
+                  max_connections: int = 64, timeout: float = 5.0) -> Redis:
+    """An async client with a bounded, blocking pool and retries with backoff on dropped connections.
+
+    With `credential_provider` (REDIS_USE_ENTRA_ID) connections authenticate with Entra ID tokens and
+    reconnect before a token expires (see switchboard/redis_entra.py); the caller closes the provider.
+    """
+    options: dict[str, Any] = {
+        "max_connections": max_connections, "timeout": timeout, "socket_timeout": timeout,
+        "socket_connect_timeout": timeout, "socket_keepalive": True, "health_check_interval": 30,
+    }
+    if credential_provider is None:
+        pool = BlockingConnectionPool.from_url(url, **options)
+    else:
+        from switchboard.redis_entra import entra_pool  # noqa: PLC0415 - only with REDIS_USE_ENTRA_ID
+
+        pool = entra_pool(url, credential_provider, **options)
     return Redis(
         connection_pool=pool,
         retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3),
@@ -164,6 +175,14 @@ class SessionStore:
 
     def call_of_notice(self, channel: str) -> str:
         return channel.removeprefix(f"{self.prefix}notice:")
+
+    async def refresh_subscription(self, pubsub: PubSub) -> None:
+        """Call between reads of a long-lived subscription: it never goes back to the pool, so this is where
+        an Entra ID connection reconnects (and redis-py resubscribes) before its token expires. Otherwise
+        a connected check; a dropped connection is reconnected, as the next read would do."""
+        connection = cast("AbstractConnection | None", pubsub.connection)  # redis-py's annotation says None
+        if connection is not None:
+            await connection.connect()  # type: ignore[no-untyped-call]
 
     async def notify(self, call_id: str, event: CallEvent) -> None:
         """Record `event` and publish it to whichever media host carries the call (if any)."""

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -79,6 +79,19 @@ def _check_url(value: str | None, schemes: set[str], what: str) -> str | None:
     return value.rstrip("/")
 
 
+def _check_entra_redis_url(url: str | None) -> None:
+    """Entra ID needs an external Redis over TLS, and the token is the password: none may be in the URL."""
+    if url is None:
+        raise ValueError("REDIS_USE_ENTRA_ID needs REDIS_URL (the embedded server has no Entra ID)")
+    parts = urlsplit(url)
+    if parts.scheme != "rediss":
+        raise ValueError("REDIS_USE_ENTRA_ID needs a REDIS_URL starting with rediss:// (Entra ID is TLS only)")
+    query = parse_qs(parts.query)
+    if parts.username or parts.password or "username" in query or "password" in query:
+        raise ValueError("REDIS_USE_ENTRA_ID needs a REDIS_URL without a user name or password "
+                         "(the identity's object id and token are used)")
+
+
 class Settings(BaseSettings):
     """All settings. Field `foo_bar` is read from the environment variable `FOO_BAR`."""
 
@@ -93,6 +106,10 @@ class Settings(BaseSettings):
 
     # --- shared state --------------------------------------------------------------------------
     redis_url: str | None = Field(None, description="Redis URL. Unset: an embedded valkey server.")
+    redis_use_entra_id: bool = Field(
+        False, description="Authenticate to REDIS_URL with Microsoft Entra ID (the managed identity; AZURE_CLIENT_ID "
+        "picks a user-assigned one) instead of a password in the URL.",
+    )
     session_ttl_seconds: int = Field(6 * 3600, ge=60, description="Lifetime of a call session in Redis.")
     dedupe_ttl_seconds: int = Field(3600, ge=1, description="How long de-duplication keys are kept.")
     signing_secret: SecretStr | None = Field(
@@ -246,6 +263,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Settings:
+        if self.redis_use_entra_id:
+            _check_entra_redis_url(self.redis_url)
         if self.acs_configured:
             for name in ("callback_base_url", "media_host_public_url", "signing_secret"):
                 if getattr(self, name) is None:

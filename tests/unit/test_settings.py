@@ -8,7 +8,7 @@ import pytest
 
 from switchboard.settings import PROJECT_ROOT, SettingsError, load_settings
 
-AZURE_ENV_PREFIXES = ("ACS_", "SPEECH_", "AZURE_OPENAI_", "OPENAI_", "COSMOS_", "REDIS_URL", "SIGNING_SECRET",
+AZURE_ENV_PREFIXES = ("ACS_", "SPEECH_", "AZURE_OPENAI_", "OPENAI_", "COSMOS_", "REDIS_", "SIGNING_SECRET",
                       "CALLBACK_BASE_URL", "MEDIA_HOST_PUBLIC_URL", "PIPELINE", "STT_ENGINE", "TTS_ENGINE",
                       "CHAT_ENGINE")
 
@@ -104,3 +104,40 @@ def test_media_host_fails_at_start_with_one_clear_line() -> None:
     assert proc.stderr.strip() == "media_host: Invalid setting REDIS_URL: must be a Redis URL starting with " \
                                   "redis:// or rediss:// or unix://"
     assert "Traceback" not in proc.stderr
+
+
+def test_entra_id_for_redis_needs_a_tls_url_without_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_USE_ENTRA_ID", "true")
+    monkeypatch.setenv("REDIS_URL", "rediss://switchboard.swedencentral.redis.azure.net:10000")
+    s = load_settings()
+    assert s.redis_use_entra_id
+    assert s.redis_url == "rediss://switchboard.swedencentral.redis.azure.net:10000"
+    assert not load_settings(redis_use_entra_id=False, redis_url="redis://localhost:6379").redis_use_entra_id
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        (None, "Invalid settings: REDIS_USE_ENTRA_ID needs REDIS_URL"),
+        ("redis://cache.example:6379", "Invalid settings: REDIS_USE_ENTRA_ID needs a REDIS_URL starting with "
+                                       "rediss://"),
+        ("rediss://:TOP-SECRET-VALUE@cache.example:10000", "Invalid settings: REDIS_USE_ENTRA_ID needs a "
+                                                            "REDIS_URL without a user name or password"),
+        ("rediss://someone:TOP-SECRET-VALUE@cache.example:10000", "Invalid settings: REDIS_USE_ENTRA_ID needs a "
+                                                                  "REDIS_URL without a user name or password"),
+        ("rediss://cache.example:10000/0?password=TOP-SECRET-VALUE", "Invalid settings: REDIS_USE_ENTRA_ID "
+                                                                     "needs a REDIS_URL without a user name"),
+    ],
+)
+def test_entra_id_for_redis_names_what_is_wrong_never_the_value(monkeypatch: pytest.MonkeyPatch, url: str | None,
+                                                                expected: str) -> None:
+    monkeypatch.setenv("REDIS_USE_ENTRA_ID", "1")
+    if url is not None:
+        monkeypatch.setenv("REDIS_URL", url)
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    message = str(info.value)
+    assert message.startswith(expected)
+    assert "TOP-SECRET-VALUE" not in message
+    assert "cache.example" not in message
+    assert "\n" not in message
