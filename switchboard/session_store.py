@@ -1,11 +1,15 @@
 """The Redis session store both runtimes share.
 
-Keys (all under one prefix, all with a TTL refreshed on write):
-- `{p}call:{id}`           the CallSession JSON, updated with optimistic concurrency (WATCH/MULTI);
-- `{p}call:{id}:turns`     transcript turns, a list (RPUSH is atomic: concurrent writers lose nothing);
-- `{p}call:{id}:handoffs`  handoff history, a list;
-- `{p}call:{id}:events`    tool calls, barge-ins and other events, a list;
-- `{p}dedupe:{scope}:{key}` de-duplication claims (SET NX EX).
+Keys (all under one prefix `<p>`, all with a TTL refreshed on write):
+- `<p>call:{<id>}`           the CallSession JSON, updated with optimistic concurrency (WATCH/MULTI);
+- `<p>call:{<id>}:turns`     transcript turns, a list (RPUSH is atomic: concurrent writers lose nothing);
+- `<p>call:{<id>}:handoffs`  handoff history, a list;
+- `<p>call:{<id>}:events`    tool calls, barge-ins and other events, a list;
+- `<p>dedupe:<scope>:<key>`  de-duplication claims (SET NX EX).
+
+The braces make the call id a hash tag: a call's keys share one slot, so the transactions and the
+multi-key reads and deletes that span them also work on a sharded Redis (a cluster, or Azure Managed
+Redis with more than one shard).
 """
 
 from __future__ import annotations
@@ -83,7 +87,7 @@ class SessionStore:
 
     # --- keys ----------------------------------------------------------------------------------
     def _key(self, call_id: str, part: str = "") -> str:
-        return f"{self.prefix}call:{call_id}{':' + part if part else ''}"
+        return f"{self.prefix}call:{{{call_id}}}{':' + part if part else ''}"
 
     def _all_keys(self, call_id: str) -> list[str]:
         return [self._key(call_id, part) for part in ("", "turns", "handoffs", "events")]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from redis.crc import key_slot
 
 from switchboard.session_models import CallEvent, CallSession, CallStatus, HandoffRecord, Speaker, Turn
 from switchboard.session_store import SessionNotFoundError, SessionStore
@@ -29,6 +30,23 @@ async def test_create_does_not_overwrite(store: SessionStore) -> None:
     other.current_agent = "cards"
     assert not await store.create(other)
     assert (await store.require("call-1")).current_agent == "auth"
+
+
+async def test_a_calls_keys_share_one_cluster_slot(store: SessionStore) -> None:
+    """Transactions and multi-key reads span a call's keys: on a sharded Redis they must share a slot."""
+    for call_id in ("call-1", "call-2"):
+        await store.create(_session(call_id))
+        await store.append_turn(call_id, Turn(speaker=Speaker.CALLER, text="hello"))
+        await store.append_event(call_id, CallEvent(kind="barge_in"))
+    keys = [k async for k in store.redis.scan_iter(match=f"{store.prefix}call:*")]
+    slots: dict[str, set[int]] = {}
+    for key in keys:
+        name = key.decode() if isinstance(key, bytes) else str(key)
+        call_id = name.split("{", 1)[1].split("}", 1)[0]
+        slots.setdefault(call_id, set()).add(key_slot(name.encode()))
+    assert sorted(slots) == ["call-1", "call-2"]
+    assert all(len(found) == 1 for found in slots.values()), slots
+    assert len(keys) == 6
 
 
 async def test_keys_expire_and_writes_refresh_the_ttl(store: SessionStore) -> None:
