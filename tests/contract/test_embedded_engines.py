@@ -394,3 +394,23 @@ async def test_engines_satisfy_the_interfaces(stt: WhisperStt, hibari: HibariTts
         piper: TextToSpeech = await asyncio.to_thread(build.get_piper_tts)
         assert piper.sample_rate == 22050
     assert build.describe("piper")["tts"].startswith("piper")
+
+
+async def test_whisper_alone_loads_and_warms_up_without_a_tts(stt: WhisperStt, monkeypatch: pytest.MonkeyPatch) -> None:
+    """STT_ENGINE=embedded with Azure TTS: Whisper warms up on quiet noise; no embedded TTS is loaded for it."""
+    from media_host.engines.embedded import whisper_stt
+
+    assert build.STT_RATE == whisper_stt.SAMPLE_RATE  # build.py keeps its own copy to stay light
+
+    def no_tts(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("a TTS was loaded for an STT-only selection")
+
+    monkeypatch.setattr(build, "get_tts", no_tts)
+    monkeypatch.setattr(build, "get_hibari_tts", no_tts)
+    monkeypatch.setattr(build, "_warm", set())  # as if `stt` were cold
+    monkeypatch.setitem(build.timings, "stt_warm_up_ms", -1.0)
+    vad, loaded, speech = await build.load_selected(stt=True, tts=None)
+    assert (loaded, speech) == (stt, None)  # the process's cached Whisper
+    assert isinstance(vad, SileroVadFactory)
+    assert build.timings["stt_warm_up_ms"] > 0
+    assert id(stt) in build._warm
