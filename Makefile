@@ -55,7 +55,20 @@ chromium:
 		else echo "chromium could not be installed (needs apt-get, and root or passwordless sudo):" \
 			"the softphone browser test will be skipped. Install it yourself: sudo apt-get install chromium"; fi; }
 
-test: lint typecheck node_modules chromium
+# The Bicep policy scan (checkov) in its own virtualenv, rebuilt only when requirements-infra.txt changes.
+INFRA_VENV := .venv-infra
+$(INFRA_VENV)/.installed: requirements-infra.txt
+	@test -x $(INFRA_VENV)/bin/python || $(PYTHON) -m venv $(INFRA_VENV)
+	$(INFRA_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-infra.txt 2>&1 \
+		| { grep -v "is ignored: it is neither a file nor a directory" || true; }
+	@touch $@
+
+# Fails on a failed check, an unparsable file or a waiver without a reason; prints every waiver.
+.PHONY: infra-scan
+infra-scan: $(INFRA_VENV)/.installed
+	$(INFRA_VENV)/bin/python infra/scan_bicep.py
+
+test: lint typecheck infra-scan node_modules chromium
 	$(PY) -m pytest -q
 
 # How many concurrent calls the media host carries in real time (prints a table; never fails on a budget).
@@ -76,4 +89,4 @@ bench-control: $(STAMP)
 	$(PY) -m bench.control
 
 clean:
-	rm -rf $(VENV) out .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(INFRA_VENV) out .mypy_cache .ruff_cache .pytest_cache

@@ -26,6 +26,7 @@ from switchboard.call_records.model import CallRecord
 from switchboard.call_records.store import RecordStoreError
 from switchboard.settings import Settings
 
+PARTITION_KEY_PATH = "/callId"  # infra/bicep/modules/cosmos.bicep declares the same
 _GET = "SELECT * FROM c WHERE c.callId = @callId AND c.id = @id"
 # TOP, not OFFSET/LIMIT: both work on Cosmos DB, only TOP on the local test server.
 _RECENT = "SELECT TOP @limit * FROM c ORDER BY c.startedAt DESC"
@@ -102,7 +103,7 @@ class CosmosRecordStore:
             # default_ttl enables expiry on the container; each record's own `ttl` then applies.
             # An existing container keeps its settings: this never alters one.
             container = await database.create_container_if_not_exists(
-                id=self.container_name, partition_key=PartitionKey(path="/callId"),
+                id=self.container_name, partition_key=PartitionKey(path=PARTITION_KEY_PATH),
                 default_ttl=self.default_ttl if self.default_ttl is not None else -1)
         except AzureError as exc:
             raise RecordStoreError(_describe("container setup", exc)) from exc
