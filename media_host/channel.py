@@ -26,6 +26,7 @@ from media_host.events import (
     Transfer,
 )
 from media_host.playout import PlayoutQueue
+from media_host.session_writer import SessionWriter
 from switchboard.session_models import CallState
 from switchboard.session_store import SessionStore
 
@@ -45,9 +46,11 @@ class CallInfo:
 
 class CallChannel:
     def __init__(self, info: CallInfo, *, store: SessionStore, catalog: Catalog, inbound_rate: int | None = None,
-                 outbound_rate: int | None = None, inbound_limit_frames: int = 500, lead_ms: int = 60) -> None:
+                 outbound_rate: int | None = None, inbound_limit_frames: int = 500, lead_ms: int = 60,
+                 writer: SessionWriter | None = None) -> None:
         self.info = info
         self.store = store
+        self.writer = writer or SessionWriter(store)  # the call's writes go through it (the host's, shared)
         self.catalog = catalog  # the agents version this call started with
         self.inbound_rate = inbound_rate or info.wire_rate
         self.outbound_rate = outbound_rate or info.wire_rate

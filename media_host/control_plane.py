@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 import aiohttp
 
+from media_host.session_writer import SessionWriter
 from switchboard.session_models import CallEvent
 from switchboard.session_store import SessionStore
 from switchboard.tokens import Purpose
@@ -26,27 +27,39 @@ class ControlPlane(Protocol):
 
     async def request_hangup(self, call_id: str, reason: str) -> None: ...
 
-    async def notify_handoff(self, call_id: str, from_agent: str, to_agent: str, reason: str) -> None:
+    async def notify_handoff(self, call_id: str, from_agent: str, to_agent: str, reason: str,
+                             authenticated: bool | None = None) -> None:
         """The media host switched agent (already recorded in the session); the orchestration keeps
-        the durable history and enforces its policy."""
+        the durable history and enforces its policy. `authenticated`: whether the caller is verified
+        (None: look it up in the session)."""
 
 
 class SessionControlPlane:
-    """Records requests in the call session; the control plane picks them up from there."""
+    """Records requests in the call session; the control plane picks them up from there.
 
-    def __init__(self, store: SessionStore) -> None:
+    With a `writer` (the media host's) the records are written behind: a Redis outage delays them but
+    neither loses them nor holds up the call's control events (StopAudio goes out on the same task)."""
+
+    def __init__(self, store: SessionStore, writer: SessionWriter | None = None) -> None:
         self.store = store
+        self.writer = writer
+
+    async def _record(self, call_id: str, event: CallEvent) -> None:
+        if self.writer is not None:
+            await self.writer.append_event(call_id, event)
+        else:
+            await self.store.append_event(call_id, event)
 
     async def request_transfer(self, call_id: str, target: str, reason: str) -> None:
-        await self.store.append_event(call_id, CallEvent(kind="transfer_requested",
-                                                         data={"target": target, "reason": reason}))
+        await self._record(call_id, CallEvent(kind="transfer_requested", data={"target": target, "reason": reason}))
         log.info("transfer requested", extra={"reason": reason})
 
     async def request_hangup(self, call_id: str, reason: str) -> None:
-        await self.store.append_event(call_id, CallEvent(kind="hangup_requested", data={"reason": reason}))
+        await self._record(call_id, CallEvent(kind="hangup_requested", data={"reason": reason}))
         log.info("hang-up requested", extra={"reason": reason})
 
-    async def notify_handoff(self, call_id: str, from_agent: str, to_agent: str, reason: str) -> None:
+    async def notify_handoff(self, call_id: str, from_agent: str, to_agent: str, reason: str,
+                             authenticated: bool | None = None) -> None:
         log.info("agent handoff", extra={"from_agent": from_agent, "to_agent": to_agent})
 
 
@@ -59,8 +72,8 @@ class FunctionsControlPlane(SessionControlPlane):
     """
 
     def __init__(self, store: SessionStore, base_url: str, *, timeout_s: float = 3.0,
-                 ) -> None:
-        super().__init__(store)
+                 writer: SessionWriter | None = None) -> None:
+        super().__init__(store, writer)
         self.base_url = base_url.rstrip("/")
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._client: aiohttp.ClientSession | None = None
@@ -86,10 +99,12 @@ class FunctionsControlPlane(SessionControlPlane):
         await super().request_hangup(call_id, reason)
         await self._raise(call_id, "HangupRequested", {"reason": reason})
 
-    async def notify_handoff(self, call_id: str, from_agent: str, to_agent: str, reason: str) -> None:
-        await super().notify_handoff(call_id, from_agent, to_agent, reason)
-        session = await self.store.get(call_id)
-        authenticated = session is not None and session.customer is not None
+    async def notify_handoff(self, call_id: str, from_agent: str, to_agent: str, reason: str,
+                             authenticated: bool | None = None) -> None:
+        await super().notify_handoff(call_id, from_agent, to_agent, reason, authenticated)
+        if authenticated is None:  # the pipelines say; only other callers need the session read
+            session = await self.store.get(call_id)
+            authenticated = session is not None and session.customer is not None
         await self._raise(call_id, "AgentHandoff", {"from_agent": from_agent, "to_agent": to_agent,
                                                     "reason": reason, "authenticated": authenticated})
 

@@ -23,6 +23,7 @@ from media_host.metrics import DerivedCounter
 from media_host.pipelines.base import Pipeline
 from media_host.pipelines.factory import check_pipeline, pipeline_factory
 from media_host.server import MediaHost
+from media_host.session_writer import SessionWriter
 from media_host.telemetry import setup_tracing
 from media_host.transports.acs import AcsAdapter
 from media_host.transports.audiocodes import AudioCodesAdapter
@@ -49,10 +50,11 @@ async def serve(settings: Settings, library: AgentLibrary) -> None:
     engines = await build_engines(settings, chat_stats) if settings.pipeline is PipelineSetting.CASCADE else None
     services = await open_services(settings)
     # With a Function App (CALLBACK_BASE_URL), handoffs and ACS transfer/hang-up requests reach its orchestration.
-    control_plane = (FunctionsControlPlane(services.store, settings.callback_base_url)
+    writer = SessionWriter(services.store)  # calls' session writes, held through a Redis outage
+    control_plane = (FunctionsControlPlane(services.store, settings.callback_base_url, writer=writer)
                      if settings.callback_base_url else None)
     host = MediaHost(settings, services, library, pipelines=_not_ready, adapters=ADAPTERS,
-                     control_plane=control_plane)
+                     control_plane=control_plane, writer=writer)
     host.metrics.add_source(lambda: CHAT_FAILURES.render_from(chat_stats.samples()))
     host.pipelines = pipeline_factory(settings, engines, host)
     register_routes(host)

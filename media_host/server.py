@@ -2,8 +2,8 @@
 
 Each transport adapter authorises its upgrade request here, so a missing or forged token is an HTTP
 401 and never becomes a socket. Calls beyond MEDIA_MAX_CALLS are turned away the way their protocol
-expects. On stop the host drains: it refuses new connections, lets calls in progress finish up to
-the grace period, then closes the rest with 1001 and a reason.
+expects. On stop the host drains: it refuses new calls (503 "draining"), lets calls in progress finish
+up to the grace period, then closes the rest with 1001 and a reason.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from urllib.parse import urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
@@ -21,11 +20,12 @@ from websockets.http11 import Request, Response
 from agents import AgentLibrary, AgentLoadError
 from media_host.channel import CallChannel, CallInfo
 from media_host.control_plane import ControlPlane, SessionControlPlane
-from media_host.http import HttpCapableConnection, json_response, method_of, text_response
+from media_host.http import HttpCapableConnection, json_response, method_of, request_path, text_response
 from media_host.metrics import Labels, MediaMetrics
 from media_host.monitor import CallMonitor
 from media_host.notices import NoticeBoard
 from media_host.pipelines import Pipeline, PipelineFactory
+from media_host.session_writer import SessionWriter
 from media_host.softphone import add_softphone_routes
 from media_host.transports.base import Admission, CloseCode, Rejected, WireAdapter
 from media_host.transports.runner import open_call, run_call
@@ -37,19 +37,24 @@ from switchboard.settings import Settings
 log = logging.getLogger(__name__)
 
 HttpHandler = Callable[[Request], Awaitable[Response]]
+WRITES_GRACE_S = 5.0  # at shutdown, the longest wait for session writes held through a Redis outage
 CALL_STATS = ("frames_in", "frames_out", "late_frames", "dropped_frames", "barge_ins")
+PROXIED = ("X-Forwarded-For", "X-Forwarded-Proto")  # what an ingress or reverse proxy adds to a request
 
 
 class MediaHost:
     def __init__(self, settings: Settings, services: SharedServices, agents: AgentLibrary, *,
                  pipelines: PipelineFactory, adapters: list[type[WireAdapter]],
-                 control_plane: ControlPlane | None = None) -> None:
+                 control_plane: ControlPlane | None = None, writer: SessionWriter | None = None) -> None:
         self.settings = settings
         self.services = services
         self.agents = agents
         self.pipelines = pipelines
-        self.control_plane = control_plane or SessionControlPlane(services.store)
+        # Calls write their session through it, so a Redis outage never holds a call up (session_writer.py).
+        self.writer = writer or SessionWriter(services.store)
+        self.control_plane = control_plane or SessionControlPlane(services.store, self.writer)
         self.metrics = MediaMetrics(self._active_by_transport, self._playout_depth)
+        self.metrics.add_source(self.writer.render_metrics)
         self.notices = NoticeBoard(services.store)
         self.monitor = CallMonitor(services.store) if settings.monitor_calls else None
         self.started_at = time.monotonic()
@@ -88,8 +93,13 @@ class MediaHost:
     def active_connections(self) -> int:
         return len(self._sockets)
 
+    @property
+    def routes(self) -> dict[str, str]:
+        """Every path served, "http" or "websocket" (docs/security.md lists each with what protects it)."""
+        return {**dict.fromkeys(self._http, "http"), **dict.fromkeys(self._adapters, "websocket")}
+
     async def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
-        path = urlsplit(request.path).path
+        path = request_path(request.path)
         adapter = self._adapters.get(path)
         if adapter is not None:
             if method_of(request) != "GET":
@@ -109,7 +119,7 @@ class MediaHost:
         return await handler(request)
 
     async def _dispatch(self, connection: ServerConnection) -> None:
-        path = urlsplit(connection.request.path).path  # type: ignore[union-attr]
+        path = request_path(connection.request.path)  # type: ignore[union-attr]
         adapter = self._adapters[path](connection, self, self._admissions.pop(connection, Admission()))
         self._sockets.add(connection)
         self._idle.clear()
@@ -162,7 +172,11 @@ class MediaHost:
             totals[key] = totals.get(key, 0.0) + _stat(channel, stat)
         return totals
 
-    async def _metrics(self, _request: Request) -> Response:
+    async def _metrics(self, request: Request) -> Response:
+        # The port is public (the Container Apps ingress forwards every path, adding X-Forwarded-*):
+        # call volumes and error counts are for a scraper on the replica's own network, not the internet.
+        if any(name in request.headers for name in PROXIED):
+            return json_response(403, {"error": "forbidden", "detail": "metrics are not served through a proxy"})
         return text_response(200, self.metrics.render(self.call_stat),
                              content_type="text/plain; version=0.0.4; charset=utf-8")
 
@@ -233,17 +247,23 @@ class MediaHost:
                 await self.notices.stop()
                 if self.monitor is not None:
                     await self.monitor.stop()
+                # Writes held through a Redis outage get a last chance to land (briefly: SIGKILL follows).
+                await self.writer.close(min(WRITES_GRACE_S, self.settings.shutdown_grace_seconds))
 
     async def _drain(self, server: Server) -> None:
+        # The listener stays open until the calls are done: a new call's upgrade gets 503 "draining" (ACS
+        # reports MediaStreamingFailed and the orchestration retries elsewhere) and /ready answers 503.
         self.draining = True
-        server.close(close_connections=False)  # stop accepting; calls in progress carry on
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._idle.wait(), timeout=self.settings.shutdown_grace_seconds)
         remaining = list(self._sockets)
         if remaining:
             log.warning("drain deadline reached, closing calls", extra={"calls": len(remaining)})
+            # 1001: ACS reports MediaStreamingFailed, the orchestration restarts streaming, and the host
+            # that takes the new socket resumes the call from Redis (nothing said so far is lost).
             await asyncio.gather(*(c.close(CloseCode.GOING_AWAY, "server shutting down") for c in remaining),
                                  return_exceptions=True)
+        server.close()
         await server.wait_closed()
         self.stopped.set()
         log.info("media host stopped")

@@ -37,6 +37,15 @@ M = TypeVar("M", bound=BaseModel)
 
 _MAX_UPDATE_ATTEMPTS = 64
 
+# RPUSH unless the list already ends with this very item: an append retried after a failure whose outcome is
+# unknown (a timeout after the request went out) is not written twice. Items carry their own timestamp, so
+# two different items are never equal.
+_APPEND_ONCE = """
+if redis.call('LINDEX', KEYS[1], -1) ~= ARGV[1] then redis.call('RPUSH', KEYS[1], ARGV[1]) end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+
 
 class SessionNotFoundError(KeyError):
     """No session for that call id (never created, expired, or cleaned up)."""
@@ -84,6 +93,7 @@ class SessionStore:
         self.signer = signer
         self.ttl = ttl_seconds
         self.prefix = prefix
+        self._append_once = redis.register_script(_APPEND_ONCE)
 
     # --- keys ----------------------------------------------------------------------------------
     def _key(self, call_id: str, part: str = "") -> str:
@@ -117,24 +127,34 @@ class SessionStore:
         call_id: str,
         mutate: Callable[[CallSession], None],
         appends: dict[str, BaseModel] | None = None,
+        *,
+        unless_last: bool = False,
     ) -> CallSession:
-        """WATCH the session, mutate it, and write it back with any list appends in one MULTI."""
+        """WATCH the session, mutate it, and write it back with any list appends in one MULTI.
+        `unless_last`: an append whose list already ends with that item is not made again (a retry)."""
         key = self._key(call_id)
+        items = {self._key(call_id, part): item.model_dump_json() for part, item in (appends or {}).items()}
         async with self.redis.pipeline(transaction=True) as pipe:
             for _ in range(_MAX_UPDATE_ATTEMPTS):
                 try:
-                    await pipe.watch(key)
+                    await pipe.watch(key, *(items if unless_last else ()))
                     raw = await pipe.get(key)
                     if raw is None:
                         raise SessionNotFoundError(call_id)
+                    pending = dict(items)
+                    if unless_last:
+                        for list_key, item in items.items():
+                            last = await pipe.lindex(list_key, -1)  # immediate: the pipeline is watching
+                            if last is not None and _text(last) == item:
+                                del pending[list_key]
                     session = CallSession.model_validate_json(raw)
                     mutate(session)
                     session.updated_at = now()
                     pipe.multi()  # type: ignore[no-untyped-call]
                     pipe.set(key, session.model_dump_json(), ex=self.ttl)
-                    for part, item in (appends or {}).items():
-                        pipe.rpush(self._key(call_id, part), item.model_dump_json())
-                        pipe.expire(self._key(call_id, part), self.ttl)
+                    for list_key, item in pending.items():
+                        pipe.rpush(list_key, item)
+                        pipe.expire(list_key, self.ttl)
                     await pipe.execute()
                     return session
                 except WatchError:
@@ -149,8 +169,11 @@ class SessionStore:
         return int(await self.redis.ttl(self._key(call_id)))
 
     # --- append-only parts ---------------------------------------------------------------------
-    async def _append(self, call_id: str, part: str, item: BaseModel) -> None:
+    async def _append(self, call_id: str, part: str, item: BaseModel, *, unless_last: bool = False) -> None:
         key = self._key(call_id, part)
+        if unless_last:
+            await self._append_once(keys=[key], args=[item.model_dump_json(), self.ttl])
+            return
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.rpush(key, item.model_dump_json())
             pipe.expire(key, self.ttl)
@@ -160,14 +183,15 @@ class SessionStore:
         raw = await self.redis.lrange(self._key(call_id, part), 0, -1)
         return [model.model_validate_json(item) for item in raw]
 
-    async def append_turn(self, call_id: str, turn: Turn) -> None:
-        await self._append(call_id, "turns", turn)
+    async def append_turn(self, call_id: str, turn: Turn, *, unless_last: bool = False) -> None:
+        """Append a transcript turn. `unless_last`: not if the list already ends with it (a retried write)."""
+        await self._append(call_id, "turns", turn, unless_last=unless_last)
 
     async def turns(self, call_id: str) -> list[Turn]:
         return await self._read(call_id, "turns", Turn)
 
-    async def append_event(self, call_id: str, event: CallEvent) -> None:
-        await self._append(call_id, "events", event)
+    async def append_event(self, call_id: str, event: CallEvent, *, unless_last: bool = False) -> None:
+        await self._append(call_id, "events", event, unless_last=unless_last)
 
     async def events(self, call_id: str) -> list[CallEvent]:
         return await self._read(call_id, "events", CallEvent)
@@ -200,13 +224,13 @@ class SessionStore:
     async def handoffs(self, call_id: str) -> list[HandoffRecord]:
         return await self._read(call_id, "handoffs", HandoffRecord)
 
-    async def record_handoff(self, call_id: str, handoff: HandoffRecord) -> CallSession:
-        """Switch the current agent and append the handoff in one transaction."""
+    async def record_handoff(self, call_id: str, handoff: HandoffRecord, *, unless_last: bool = False) -> CallSession:
+        """Switch the current agent and append the handoff in one transaction (`unless_last`: as append_turn)."""
 
         def switch(session: CallSession) -> None:
             session.current_agent = handoff.to_agent
 
-        return await self._update(call_id, switch, {"handoffs": handoff})
+        return await self._update(call_id, switch, {"handoffs": handoff}, unless_last=unless_last)
 
     async def load(self, call_id: str) -> CallState | None:
         """Everything about a call in one round trip, for a (re)connecting socket or the call record."""
@@ -248,3 +272,7 @@ class SessionStore:
         # The pool was passed in, so the client does not own it: disconnect it explicitly.
         await self.redis.aclose()
         await self.redis.connection_pool.disconnect()
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

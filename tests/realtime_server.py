@@ -28,6 +28,9 @@ Each response (`response.create`, or a turn) serves the next script item:
   stops halfway through the arguments until cancelled.
 `response.cancel` ends the response in flight (status cancelled), else it is the error
 `response_cancel_not_active`. With `lock_voice`, a voice change once assistant audio exists is refused.
+An out-of-band `response.create` (`conversation: none`) gets `holding_ms` of audio marked `HOLD_MARKER`
+at once; it is listed in `out_of_band`, not in `events()`. A transcript a dropped socket never delivered
+goes back to `heard`, for the next socket.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ from tests.realtime_wire import (
     initial_session,
     item_of,
     merge,
+    out_of_band,
     response_of,
     tone,
     transcription_of,
@@ -106,7 +110,8 @@ class Connection:
 
     # --- client events ---------------------------------------------------------------------------
     async def handle(self, event: Event) -> None:
-        self.events.append(event)
+        aside = event["type"] == "response.create" and (event.get("response") or {}).get("conversation") == "none"
+        (self.server.out_of_band if aside else self.events).append(event)
         self.server.changed()
         problems = self.checks.problems(event)
         if problems:
@@ -128,11 +133,7 @@ class Connection:
             await self.send({"type": "conversation.item.truncated", **{k: event[k] for k in (
                 "item_id", "content_index", "audio_end_ms")}})
         elif kind == "response.create":
-            if self.response is not None:
-                await self.send(error("conversation_already_has_active_response", "a response is in progress",
-                                      event_id=event.get("event_id")))
-            else:
-                await self.respond(event.get("response") or {})
+            await self._create(event, aside)
         elif kind == "response.cancel":
             response = self.response
             if response is None or event.get("response_id", response.id) != response.id:
@@ -140,6 +141,17 @@ class Connection:
                                       event_id=event.get("event_id")))
             else:
                 await self.cancel("client_cancelled")
+
+    async def _create(self, event: Event, aside: bool) -> None:
+        if aside:  # answered at once, beside any response in flight; no script item, nothing served
+            ids = (f"resp_oob_{next(self.server.ids)}", f"item_{next(self.server.ids)}")
+            for reply in out_of_band(*ids, event["response"].get("metadata"), self.server.holding_ms):
+                await self.send(reply)
+        elif self.response is not None:
+            await self.send(error("conversation_already_has_active_response", "a response is in progress",
+                                  event_id=event.get("event_id")))
+        else:
+            await self.respond(event.get("response") or {})
 
     async def _update(self, event: Event) -> None:
         voice = voice_of(event["session"], self.ga)
@@ -310,6 +322,8 @@ class RealtimeServer:
         self.refused: list[str] = []  # why handshakes were refused
         self.problems: list[str] = []  # client events the service would have rejected
         self.served: list[Served] = []
+        self.out_of_band: list[Event] = []  # out-of-band response.creates (not in `events()`)
+        self.holding_ms = 600  # the audio each of them gets
         self.ids = itertools.count(1)
         self.responses = itertools.count(1)
         self._changed = asyncio.Event()
@@ -387,4 +401,6 @@ class RealtimeServer:
         finally:
             if conn._task is not None:
                 conn._task.cancel()
+            if conn._transcript is not None:  # never delivered: the next socket's turn gets it
+                self.heard.appendleft(conn._transcript["transcript"])
             self.changed()

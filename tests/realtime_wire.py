@@ -101,6 +101,22 @@ def marker_of(frame: bytes) -> int:
     return int.from_bytes(frame[:2], "little", signed=True)
 
 
+HOLD_MARKER = 777  # the marker of the audio of out-of-band responses (the pipeline's holding phrase)
+
+
+def out_of_band(response_id: str, item_id: str, metadata: Any, ms: int) -> list[Event]:
+    """The events of an out-of-band response (`conversation: none`): audio at once, nothing in the conversation."""
+    head: Event = {"object": "realtime.response", "id": response_id, "status": "in_progress", "conversation_id": None,
+                   "metadata": metadata, "output": [], "status_details": None, "usage": None}
+    where = {"response_id": response_id, "item_id": item_id, "output_index": 0, "content_index": 0}
+    audio = tone(ms, HOLD_MARKER)
+    chunk = 100 * BYTES_PER_MS
+    deltas = [{"type": "response.output_audio.delta", **where, "delta": base64.b64encode(audio[i:i + chunk]).decode()}
+              for i in range(0, len(audio), chunk)]
+    return [{"type": "response.created", "response": head}, *deltas, {"type": "response.output_audio.done", **where},
+            {"type": "response.done", "response": {**head, "status": "completed"}}]
+
+
 # --- server events a test may emit -------------------------------------------------------------------
 def rate_limits(remaining: int = 999) -> Event:
     return {"type": "rate_limits.updated", "rate_limits": [

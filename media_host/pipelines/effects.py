@@ -82,5 +82,7 @@ async def hand_over(request: HandoffRequested, call: CallChannel, conv: Conversa
     previous = conv.agent
     await conv.switch_agent(target, request.reason, request.summary)
     call.send(AgentChanged(target.name, previous.name, request.reason))
-    await control_plane.notify_handoff(conv.call_id, previous.name, target.name, request.reason)
+    # Whether the caller is verified comes from the call itself: no session read (Redis may be down).
+    await control_plane.notify_handoff(conv.call_id, previous.name, target.name, request.reason,
+                                       authenticated=conv.customer is not None)
     return True

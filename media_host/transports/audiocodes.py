@@ -60,7 +60,6 @@ from media_host.transports.base import (
 )
 from switchboard.logs import mask_phone
 from switchboard.session_models import CallSession, CallState, CallStatus
-from switchboard.session_store import SessionNotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -308,17 +307,14 @@ class AudioCodesAdapter(WireAdapter):
             if isinstance(callee, str) and callee and session.callee is None:
                 session.callee = callee[:200]
 
-        try:
-            await self.host.store.update(self._call_id, apply)
-        except (SessionNotFoundError, RedisError):
-            log.warning("could not store the start activity", exc_info=True, extra={"transport": self.transport})
+        # Written behind (never raises, never holds the reader up while Redis is down).
+        await self.host.writer.update(self._call_id, apply)
 
     async def _store_context(self, call_id: str, values: dict[str, Any]) -> None:
         def apply(session: CallSession) -> None:
             session.context.setdefault("audiocodes", {}).update(values)
 
-        with contextlib.suppress(SessionNotFoundError, RedisError):
-            await self.host.store.update(call_id, apply)
+        await self.host.writer.update(call_id, apply)
 
     def _log_once(self, key: str, msg: str, *args: object) -> None:
         if key not in self._ignored:

@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, ClassVar, Protocol
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request
@@ -22,9 +22,11 @@ from agents import AgentLibrary
 from media_host.channel import CallChannel, CallInfo
 from media_host.control_plane import ControlPlane
 from media_host.events import Outbound
+from media_host.http import request_query
 from media_host.metrics import MediaMetrics
 from media_host.pipelines import Pipeline
 from media_host.playout import UtteranceEnd
+from media_host.session_writer import SessionWriter
 from switchboard.session_store import SessionStore
 from switchboard.settings import Settings
 from switchboard.tokens import Purpose, TokenClaims, TokenError
@@ -73,7 +75,7 @@ class Rejected(Exception):
 
 def query_token_claims(request: Request, host: HostServices, purpose: Purpose) -> TokenClaims:
     """The claims of the per-call token in the upgrade URL's `?token=`, or an HTTP 401 with the reason."""
-    token = parse_qs(urlsplit(request.path).query).get("token", [None])[0]
+    token = parse_qs(request_query(request.path)).get("token", [None])[0]
     try:
         return host.store.verify_token(token, purpose)
     except TokenError as exc:
@@ -94,6 +96,7 @@ class HostServices(Protocol):
     agents: AgentLibrary
     metrics: MediaMetrics
     control_plane: ControlPlane
+    writer: SessionWriter  # the session writes of calls (write-behind: see media_host/session_writer.py)
 
     @property
     def store(self) -> SessionStore: ...

@@ -77,7 +77,8 @@ async def open_call(adapter: WireAdapter, host: HostServices) -> tuple[CallChann
     try:
         pipeline = host.pipeline_for(info)
         channel = CallChannel(info, store=host.store, catalog=host.agents.current,
-                              inbound_rate=pipeline.inbound_rate, outbound_rate=pipeline.outbound_rate)
+                              inbound_rate=pipeline.inbound_rate, outbound_rate=pipeline.outbound_rate,
+                              writer=host.writer)
     except Exception:
         log.exception("could not start the pipeline", extra={"transport": adapter.transport})
         await _fail(adapter, host, ProtocolViolation(CloseCode.INTERNAL, "internal error", "pipeline_start"))

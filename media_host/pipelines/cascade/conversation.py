@@ -7,18 +7,12 @@ reconnects (or a host that restarts) resumes the same conversation.
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
 from typing import Any
-
-from redis.exceptions import RedisError
 
 from agents import Agent, PromptVariables, Scenario, ToolContext
 from media_host.channel import CallChannel
 from media_host.engines.base import ChatMessage
 from switchboard.session_models import CallEvent, CallSession, CallState, HandoffRecord, Speaker, Turn
-
-log = logging.getLogger(__name__)
 
 
 class Conversation:
@@ -63,22 +57,16 @@ class Conversation:
                            state=self.context.setdefault("tools", {}))
 
     # --- writing it down as it happens ---------------------------------------------------------
-    async def _write(self, what: str, operation: Callable[[], Any]) -> None:
-        try:
-            await operation()
-        except RedisError:
-            # The conversation goes on; the call record misses this entry (logged, never silent).
-            log.warning("session write failed: %s", what, exc_info=True)
-
+    # Through the host's write-behind writer: never raises, and never waits on a Redis that is down
+    # (what is written then is kept, in order, until Redis is back: media_host/session_writer.py).
     async def record_turn(self, speaker: Speaker, text: str, *, interrupted: bool = False,
                           latency: dict[str, float] | None = None) -> None:
         turn = Turn(speaker=speaker, text=text, agent=self.agent.name if speaker is Speaker.AGENT else None,
                     interrupted=interrupted, latency_ms=latency or {})
-        await self._write("turn", lambda: self.call.store.append_turn(self.call_id, turn))
+        await self.call.writer.append_turn(self.call_id, turn)
 
     async def record_event(self, kind: str, **data: Any) -> None:
-        event = CallEvent(kind=kind, agent=self.agent.name, data=data)
-        await self._write(kind, lambda: self.call.store.append_event(self.call_id, event))
+        await self.call.writer.append_event(self.call_id, CallEvent(kind=kind, agent=self.agent.name, data=data))
 
     async def save(self) -> None:
         """Persist the mutable state: customer, greeting, engine and tool state."""
@@ -89,7 +77,7 @@ class Conversation:
             session.greeted = greeted
             session.context = context
 
-        await self._write("session", lambda: self.call.store.update(self.call_id, apply))
+        await self.call.writer.update(self.call_id, apply)
 
     async def switch_agent(self, target: Agent, reason: str, summary: str) -> None:
         previous = self.agent
@@ -97,4 +85,4 @@ class Conversation:
         self.handoffs += 1
         self.handoff = {"from_agent": previous.name, "reason": reason, "summary": summary}
         record = HandoffRecord(from_agent=previous.name, to_agent=target.name, reason=reason, summary=summary)
-        await self._write("handoff", lambda: self.call.store.record_handoff(self.call_id, record))
+        await self.call.writer.record_handoff(self.call_id, record)

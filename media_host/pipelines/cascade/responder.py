@@ -27,7 +27,7 @@ from media_host.pipelines.effects import Ending, apply_effects, run_tool
 log = logging.getLogger(__name__)
 
 MAX_ROUNDS = 5  # model calls per caller turn (tool rounds and handoffs included)
-HOLDING_AFTER_S = 1.5  # a tool slower than this gets a holding phrase
+HOLDING_AFTER_S = 1.5  # a tool, or a model's first words, slower than this get a holding phrase
 HOLDING_PHRASE = "One moment while I check that."
 FALLBACK_APOLOGY = "Sorry, I'm having trouble with that. Let me put you through to a colleague."
 
@@ -50,6 +50,7 @@ class Responder:
         self.on_utterance = on_utterance  # the pipeline tracks what is playing, for barge-in and the transcript
         self.ending = Ending()
         self.active: Utterance | None = None  # the reply being synthesised right now
+        self.held = False  # the caller heard the holding phrase this turn
 
     def utterance(self, clock: TurnClock | None = None) -> Utterance:
         spec = self.conv.agent.spec
@@ -69,16 +70,20 @@ class Responder:
     async def answer(self, clock: TurnClock) -> Ending:
         """The caller's words are the last history message; reply until no tool is asked for."""
         first = True
+        self.held = False
         for _ in range(MAX_ROUNDS):
             agent = self.conv.agent
             utterance = self.utterance(clock if first else None)
             calls: list[ToolCall] = []
             try:
-                async for delta in self._chat(self._request(), clock):
-                    if isinstance(delta, TextDelta):
-                        utterance.feed(delta.text)
-                    else:
-                        calls.append(delta.call)
+                async with contextlib.aclosing(self._chat(self._request(), clock)) as deltas:
+                    delta = await self._first_delta(deltas, utterance)
+                    while delta is not None:
+                        if isinstance(delta, TextDelta):
+                            utterance.feed(delta.text)
+                        else:
+                            calls.append(delta.call)
+                        delta = await anext(deltas, None)
             finally:
                 await utterance.finish()
                 if utterance.started:  # the turn's clock goes with the first reply the caller hears
@@ -100,11 +105,34 @@ class Responder:
         await self.conv.save()
         return self.ending
 
+    async def _first_delta(self, deltas: AsyncIterator[ChatDelta], reply: Utterance) -> ChatDelta | None:
+        """The model's first delta. A model that is slow (latency, retries, a dead connection until the
+        fallback answers) would leave the caller in silence: past HOLDING_AFTER_S they hear the holding
+        phrase while it is awaited (once a turn)."""
+        if self.held:
+            return await anext(deltas, None)
+        waiting = asyncio.ensure_future(anext(deltas, None))
+        try:
+            done, _ = await asyncio.wait({waiting}, timeout=HOLDING_AFTER_S)
+            if not done and not self.call.playing:
+                await self._hold()
+                self.active = reply  # the reply, not the phrase, is what a barge-in cuts off next
+            return await waiting
+        finally:
+            if not waiting.done():  # cancelled (a barge-in): stop the model before the stream is closed
+                waiting.cancel()
+                await asyncio.wait({waiting})
+
+    async def _hold(self) -> None:
+        self.held = True
+        holding = self.conv.agent.reply_templates.get("holding")
+        await self.say(holding.render() if holding is not None else HOLDING_PHRASE)
+
     def _request(self) -> ChatRequest:
         return ChatRequest(messages=self.conv.messages(), agent=self.conv.agent, tools=self.conv.agent.tools,
                            customer=self.conv.customer, state=self.conv.chat_state())
 
-    async def _chat(self, request: ChatRequest, clock: TurnClock) -> AsyncIterator[ChatDelta]:
+    async def _chat(self, request: ChatRequest, clock: TurnClock) -> AsyncGenerator[ChatDelta, None]:
         """The model's reply; if it fails, the fallback model answers the rest of the turn."""
         started = time.monotonic()
         produced = False
@@ -140,8 +168,7 @@ class Responder:
         job = asyncio.ensure_future(self._tool_job(agent, tool_call))
         done, _ = await asyncio.wait({job}, timeout=HOLDING_AFTER_S)
         if not done:
-            holding = agent.reply_templates.get("holding")
-            await self.say(holding.render() if holding is not None else HOLDING_PHRASE)
+            await self._hold()
         await asyncio.shield(job)
 
     async def _tool_job(self, agent: Agent, tool_call: ToolCall) -> None:

@@ -31,6 +31,7 @@ from azure.identity.aio import DefaultAzureCredential, get_bearer_token_provider
 from openai import AsyncAzureOpenAI, AsyncOpenAI
 from openai.resources.beta.realtime.realtime import AsyncRealtimeConnection as BetaConnection
 from openai.resources.realtime.realtime import AsyncRealtimeConnection as GaConnection
+from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from media_host.pipelines.realtime.protocol import parse
@@ -54,6 +55,13 @@ class RealtimeSocket(Protocol):
     async def recv(self) -> dict[str, Any]:
         """The next server event, its `type` in the GA dialect. Raises RealtimeDisconnected."""
 
+    async def ping(self) -> Awaitable[object] | None:
+        """Send a WebSocket ping; what it returns completes when the pong arrives (None: no liveness checks).
+        Raises RealtimeDisconnected."""
+
+    def abort(self) -> None:
+        """Drop the connection now, without a closing handshake (a path that went silent)."""
+
     async def close(self) -> None: ...
 
 
@@ -65,6 +73,10 @@ class SdkSocket:
 
     def __init__(self, connection: GaConnection | BetaConnection) -> None:
         self.connection = connection
+        # The SDK's websockets connection, for pings: the SDK has no ping of its own. Were the attribute
+        # ever renamed, liveness checks are off (a silent path is then noticed by TCP, much later).
+        ws = getattr(connection, "_connection", None)
+        self._ws: ClientConnection | None = ws if isinstance(ws, ClientConnection) else None
 
     async def send(self, event: dict[str, Any]) -> None:
         try:
@@ -85,6 +97,18 @@ class SdkSocket:
             if event is not None:
                 return event
             log.warning("realtime: ignoring a message that is not an event", extra={"bytes": len(message)})
+
+    async def ping(self) -> Awaitable[object] | None:
+        if self._ws is None:
+            return None
+        try:
+            return await self._ws.ping()
+        except (ConnectionClosed, OSError) as exc:
+            raise RealtimeDisconnected(str(exc)) from exc
+
+    def abort(self) -> None:
+        if self._ws is not None:
+            self._ws.transport.abort()  # connection_lost at once: recv() raises, the link reconnects
 
     async def close(self) -> None:
         with contextlib.suppress(ConnectionClosed, OSError):

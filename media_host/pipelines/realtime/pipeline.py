@@ -19,6 +19,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from media_host.channel import CallChannel
@@ -41,8 +42,16 @@ from media_host.metrics import Counter, MediaMetrics
 from media_host.pipelines.cascade.conversation import Conversation
 from media_host.pipelines.cascade.latency import TurnClock
 from media_host.pipelines.realtime.client import Connector, realtime_connector
+from media_host.pipelines.realtime.holding import HOLD_AFTER_S, HoldingClips, HoldingLine
 from media_host.pipelines.realtime.keypad import Keypad
-from media_host.pipelines.realtime.link import BACKOFF_S, Event, RealtimeLink
+from media_host.pipelines.realtime.link import (
+    BACKOFF_S,
+    DEAD_AFTER_S,
+    PING_EVERY_S,
+    STALL_AFTER_S,
+    Event,
+    RealtimeLink,
+)
 from media_host.pipelines.realtime.playback import Playback
 from media_host.pipelines.realtime.protocol import BENIGN_ERRORS, SAMPLE_RATE, Dialect
 from media_host.pipelines.realtime.responses import Responses
@@ -57,6 +66,16 @@ TRANSFER_FAILED = "I'm sorry, I couldn't connect you just now. I'll keep helping
 UNAVAILABLE = "realtime service unavailable"
 
 
+@dataclass(frozen=True)
+class Liveness:
+    """How soon a silent Realtime path is noticed (link.py) and the caller hears the holding phrase (holding.py)."""
+
+    ping_every_s: float = PING_EVERY_S
+    stall_after_s: float = STALL_AFTER_S
+    dead_after_s: float = DEAD_AFTER_S
+    hold_after_s: float = HOLD_AFTER_S
+
+
 class RealtimePipeline:
     inbound_rate: int | None = SAMPLE_RATE
     outbound_rate: int | None = SAMPLE_RATE
@@ -64,12 +83,15 @@ class RealtimePipeline:
     def __init__(self, connector: Connector, control_plane: ControlPlane, *,
                  flavor: RealtimeFlavor = RealtimeFlavor.GA, reconnect_attempts: int = 5,
                  backoff: Sequence[float] = BACKOFF_S, on_latency: Callable[[dict[str, float]], None] | None = None,
-                 metrics: MediaMetrics | None = None, events: Counter | None = None) -> None:
+                 metrics: MediaMetrics | None = None, events: Counter | None = None,
+                 liveness: Liveness | None = None) -> None:
         self.connector = connector
         self.control_plane = control_plane
         self.flavor = flavor
         self.reconnect_attempts = reconnect_attempts
         self.backoff = tuple(backoff)
+        self.liveness = liveness or Liveness()
+        self.holding_clips = HoldingClips()  # the holding phrase, rendered once per voice for every call
         self.on_latency = on_latency
         self.metrics = metrics
         # Realtime API events by kind (error, rate_limits_updated, disconnect, reconnect, voice_kept...).
@@ -98,11 +120,17 @@ class RealtimeCall:
         self.conv = Conversation(call, call.info.state)
         self.dialect = Dialect(pipeline.flavor)
         self.journal = Journal(call, self.conv, pipeline.on_latency)
+        live = pipeline.liveness
         self.link = RealtimeLink(pipeline.connector, attempts=pipeline.reconnect_attempts, backoff=pipeline.backoff,
                                  on_event=self._on_event, restore=self._restore, on_lost=self._on_lost,
-                                 on_restored=self._on_restored, on_failed=self._on_failed)
+                                 on_restored=self._on_restored, on_failed=self._on_failed,
+                                 on_stalled=self._on_stalled, ping_every_s=live.ping_every_s,
+                                 stall_after_s=live.stall_after_s, dead_after_s=live.dead_after_s)
         self.session = SessionControl(self.conv, self.dialect, self.link, self.journal)
         self.playback = Playback(call, self.journal, self.link, self.dialect, self._on_item_started)
+        self.holding = HoldingLine(pipeline.holding_clips, self.conv, self.link, self.dialect, self.playback,
+                                   count=self.count, hold_after_s=live.hold_after_s)
+        self.speaking = False  # the server heard the caller start and not yet stop
         self.responses = Responses(self)
         self.keypad = Keypad(self._on_digits)
         self.callers: dict[str, Entry] = {}  # caller items waiting for their transcript
@@ -126,7 +154,7 @@ class RealtimeCall:
             "response.output_audio_transcript.done": playback.on_transcript,
             "response.function_call_arguments.done": responses.on_function_call,
             "response.done": responses.on_done,
-            "session.updated": self.session.on_updated,
+            "session.updated": self._on_session_updated,
             "error": self._on_error,
             "rate_limits.updated": self._on_rate_limits,
         }
@@ -140,6 +168,8 @@ class RealtimeCall:
                 item = await self.call.receive()
                 if isinstance(item, AudioFrame):
                     self.link.append_audio(item.pcm, item.received_at)
+                    if not self.link.healthy:  # the server cannot hear the caller now: we listen
+                        self.holding.frame(item.pcm)
                 elif isinstance(item, CallStarted):
                     self._greet()
                 elif isinstance(item, DtmfReceived):
@@ -184,9 +214,16 @@ class RealtimeCall:
 
     # --- events from the server -------------------------------------------------------------------
     def _on_event(self, event: Event) -> None:
+        if self.holding.claims(event):  # the holding phrase being rendered: not the conversation's
+            return
+        self.holding.observe(event["type"])
         handler = self.handlers.get(event["type"])
         if handler is not None and not self.done:
             handler(event)
+
+    def _on_session_updated(self, event: Event) -> None:
+        self.session.on_updated(event)
+        self.holding.prepare(self.session.voice)
 
     def _on_error(self, event: Event) -> None:
         error = event.get("error") or {}
@@ -215,10 +252,14 @@ class RealtimeCall:
 
     # --- the caller's side ------------------------------------------------------------------------
     def _on_speech_started(self, event: Event) -> None:
+        self.speaking = True
+        self.link.hold(event.get("audio_start_ms"))  # kept until transcribed: a reconnect replays it
+        if self.link.replayed(event.get("audio_start_ms")):
+            return  # words said before a reconnect, heard again: the caller is not talking over anyone now
         self.call.send(SpeechStarted())
         self.clock = None
         onset = self.link.arrival(event.get("audio_start_ms"))
-        if self.playback.audible:
+        if self.playback.audible and not self.holding.started_after(onset):
             self._barge_in(onset)
         self.responses.cancel()
 
@@ -231,7 +272,10 @@ class RealtimeCall:
             self.p.on_latency({"barge_in": reaction_ms})
 
     def _on_speech_stopped(self, event: Event) -> None:
-        self.call.send(SpeechStopped())
+        self.speaking = False
+        self.link.heard_until(event.get("audio_end_ms"))
+        if not self.link.replayed(event.get("audio_end_ms")):
+            self.call.send(SpeechStopped())
         self.clock = self.last_clock = TurnClock(speech_end=self.link.arrival(event.get("audio_end_ms"))
                                                  or time.monotonic())
         self.clock.mark("eos_detected")
@@ -239,12 +283,14 @@ class RealtimeCall:
     def _on_committed(self, event: Event) -> None:
         self.call.send(TurnCommitted())
         if not self.conv.agent.spec.realtime.transcription_model:
+            self._release_audio()
             return  # no transcript will come: the turn cannot be written (and must not hold the others up)
         item_id = str(event.get("item_id") or "")
         self.callers[item_id] = self.journal.add(Speaker.CALLER, item_id)
 
     def _on_transcript(self, event: Event) -> None:
         entry = self.callers.pop(str(event.get("item_id") or ""), None)
+        self._release_audio()
         text = " ".join(str(event.get("transcript") or "").split())
         if event["type"].endswith(".failed") or not text:
             log.info("realtime: caller turn without a transcript")
@@ -257,6 +303,11 @@ class RealtimeCall:
         self.call.send(TranscriptLine("caller", text))
         if entry is not None:
             entry.resolve(Said(text))
+
+    def _release_audio(self) -> None:
+        """Every caller turn the server heard is transcribed: their audio need not be kept for a replay."""
+        if not self.callers and not self.speaking:
+            self.link.release()
 
     def _on_digits(self, digits: str) -> None:
         """Typed digits are a caller turn: they stop the agent and are answered."""
@@ -289,21 +340,29 @@ class RealtimeCall:
 
     # --- the Realtime socket comes and goes -------------------------------------------------------
     async def _restore(self, reconnect: bool) -> list[Event]:
-        return await self.session.restore(reconnect)
+        # The caller's words replayed on the new socket get answered: no apology in front of that answer.
+        return await self.session.restore(reconnect, apologise=not (self.link.holding_speech or self.holding.spoke))
+
+    def _on_stalled(self, stalled: bool) -> None:
+        self.count("stalled" if stalled else "unstalled")
+        self.holding.stalled(stalled)
 
     async def _on_lost(self) -> None:
         log.warning("realtime socket lost; reconnecting")
         self.count("disconnect", "realtime_disconnect")
+        self.holding.lost()  # before the cut: whether an answer was still coming decides
         self.playback.cut_off()
-        for entry in self.callers.values():
+        for entry in self.callers.values():  # their audio is kept and replayed: the new socket transcribes it
             entry.resolve(None)
         self.callers.clear()
+        self.speaking = False
         self.responses.response, self.clock = None, None
         await self.conv.record_event("realtime_disconnected")
 
     async def _on_restored(self, attempts: int) -> None:
         log.info("realtime socket restored", extra={"attempts": attempts})
         self.count("reconnect")
+        self.holding.restored()
         await self.conv.record_event("realtime_reconnected", attempts=attempts)
 
     async def _on_failed(self) -> None:

@@ -32,6 +32,11 @@ class Playback:
         self.watcher: asyncio.Task[None] | None = None
 
     @property
+    def incomplete(self) -> bool:
+        """An answer of the model's is still coming in (cut off, if the socket went away now)."""
+        return any(not i.done and not i.local for i in self.items.values())
+
+    @property
     def audible(self) -> bool:
         """The agent is being heard, or has started an item that will be."""
         return self.call.playing or any(i.utterance is not None for i in self.items.values())
@@ -58,6 +63,16 @@ class Playback:
             self.on_started(item)
         item.audio_bytes += len(pcm)
         self.call.play(pcm)
+
+    def play_local(self, label: str, pcm: bytes, text: str) -> None:
+        """Play audio the model did not send (the holding phrase): a turn, written like an item once heard."""
+        item = AgentItem(label, "", self.journal.add(Speaker.AGENT, label), final=text, local=True)
+        self.items[label] = item
+        item.utterance = self.call.start_utterance()
+        item.start = self.call.playout.frames_pushed
+        item.audio_bytes = len(pcm)
+        self.call.play(pcm)
+        self.end(item)
 
     def on_audio_done(self, event: Event) -> None:
         item = self.item(event)
@@ -109,7 +124,7 @@ class Playback:
             if item.utterance is not None:
                 end = item.end if item.end is not None else pushed
                 heard_ms = min(item.audio_ms, max(0.0, (min(position, end) - item.start) * FRAME_MS))
-            if not item.done or heard_ms < item.audio_ms:
+            if (not item.done or heard_ms < item.audio_ms) and not item.local:
                 self.link.send(self.dialect.truncate(item.item_id, int(heard_ms)))
             self.ignored.add(item.item_id)
             heard = item.heard_text(heard_ms)

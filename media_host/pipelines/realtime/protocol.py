@@ -154,6 +154,14 @@ class Dialect:
             response["tool_choice"] = "auto"
         return {"type": "response.create", "response": response}
 
+    def response_out_of_band(self, instructions: str, metadata: dict[str, str], event_id: str) -> dict[str, Any]:
+        """A response outside the conversation (`conversation: none`, no input): the model says something
+        that leaves no trace in the session (the pipeline renders audio it may need to play itself)."""
+        event = self.response_create(instructions)
+        event["response"].update({"conversation": "none", "input": [], "metadata": metadata})
+        event["event_id"] = event_id
+        return event
+
     @staticmethod
     def response_cancel(response_id: str | None = None) -> dict[str, Any]:
         event: dict[str, Any] = {"type": "response.cancel"}

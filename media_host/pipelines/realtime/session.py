@@ -46,8 +46,9 @@ class SessionControl:
         template = self.conv.agent.reply_templates.get(name)
         return template.render() if template is not None else default
 
-    async def restore(self, reconnect: bool) -> list[Event]:
-        """What a new socket is sent first: the session, the conversation so far, and after a drop an apology."""
+    async def restore(self, reconnect: bool, apologise: bool = True) -> list[Event]:
+        """What a new socket is sent first: the session, the conversation so far, and after a drop an apology
+        (not when the caller's own words are replayed next: the model answers them instead)."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(2.0):
                 await self.journal.idle()
@@ -58,7 +59,7 @@ class SessionControl:
         events = [self.dialect.session_update(config)]
         history = [m for m in self.conv.history if m.role in ("user", "assistant") and m.content]
         events += [self.dialect.message(m.role, m.content) for m in history[-RESTORED_TURNS:]]
-        if reconnect:
+        if reconnect and apologise:
             events.append(self.dialect.response_create(self.instructions(APOLOGY)))
         return events
 

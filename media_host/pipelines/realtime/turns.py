@@ -65,6 +65,7 @@ class AgentItem:
     parts: list[str] = field(default_factory=list)
     final: str | None = None
     clock: TurnClock | None = None
+    local: bool = False  # played by the media host (the holding phrase), not an item of the model's
 
     @property
     def audio_ms(self) -> float:
