@@ -1,5 +1,9 @@
 """The media side of a local ACS: opens the media WebSocket to the media host as ACS does, streams the
 caller's audio at real-time pace (silence when they say nothing), and records both directions.
+
+Given the call's `over` event, the client outlives its socket: after a drop, `connect` opens the next
+one (a media restart) and the same caller carries on, with both recordings continuing. Without it, the
+socket closing is the end of the call.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ class Track:
 
 class AcsMediaClient:
     def __init__(self, url: str, *, rate: int = 24000, headers: dict[str, str] | None = None,
-                 participant: str = "4:+14255550123") -> None:
+                 participant: str = "4:+14255550123", over: asyncio.Event | None = None) -> None:
         self.url = url
         self.rate = rate
         self.frame_bytes = rate // 50 * 2
@@ -36,7 +40,11 @@ class AcsMediaClient:
         self.caller = Track()
         self.agent = Track()
         self.stops: list[float] = []  # when each StopAudio arrived
-        self.closed = asyncio.Event()
+        self.closed = asyncio.Event()  # the current socket closed (cleared by the next `connect`)
+        self.over = over or asyncio.Event()  # the call is over: no more agent audio will come
+        self.reconnects = over is not None
+        self.sockets = 0  # how many sockets this caller has talked over
+        self.connected_at = 0.0  # when the current socket opened (monotonic)
         self.close_code: int | None = None
         self.close_reason: str | None = None
         self._pending: deque[bytes] = deque()
@@ -48,24 +56,44 @@ class AcsMediaClient:
         self._drained.set()
 
     async def __aenter__(self) -> AcsMediaClient:
-        self._ws = await connect(self.url, additional_headers=self.headers, max_size=None, compression=None)
-        await self._ws.send(json.dumps({"kind": "AudioMetadata", "audioMetadata": {
-            "subscriptionId": "local", "encoding": "PCM", "sampleRate": self.rate, "channels": 1,
-            "length": self.frame_bytes}}))
-        self._tasks = [asyncio.create_task(self._send()), asyncio.create_task(self._receive())]
+        await self.connect()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        await self.disconnect()
+        self.over.set()
+
+    async def connect(self, url: str | None = None, headers: dict[str, str] | None = None) -> None:
+        """Open the socket (after a drop: the next one, e.g. to `url`); raises what `connect` raises."""
+        await self.disconnect()
+        self.url, self.headers = url or self.url, self.headers if headers is None else headers
+        ws = await connect(self.url, additional_headers=self.headers, max_size=None, compression=None)
+        self._ws = ws
+        self.connected_at = time.monotonic()
+        self.closed.clear()
+        self.close_code = self.close_reason = None
+        self.sockets += 1
+        await ws.send(json.dumps({"kind": "AudioMetadata", "audioMetadata": {
+            "subscriptionId": "local", "encoding": "PCM", "sampleRate": self.rate, "channels": 1,
+            "length": self.frame_bytes}}))
+        self._tasks = [asyncio.create_task(self._send(ws)), asyncio.create_task(self._receive(ws))]
+
+    async def disconnect(self) -> None:
+        """Close the current socket, if any (the caller stays on the line when it `reconnects`)."""
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
         if self._ws is not None:
             await self._ws.close()
+            self._ws = None
 
     # --- caller -> host ---------------------------------------------------------------------------
     def say(self, pcm: bytes) -> float:
         """Queue the caller's speech (PCM16 at `rate`); returns how long it lasts, in seconds."""
         pcm += bytes(-len(pcm) % self.frame_bytes)
+        if self.closed.is_set():
+            return len(pcm) / (self.rate * 2)  # said into a dead line: nobody hears it
         self._pending.extend(pcm[i:i + self.frame_bytes] for i in range(0, len(pcm), self.frame_bytes))
         if self._pending:
             self._drained.clear()
@@ -80,12 +108,13 @@ class AcsMediaClient:
         return bool(self._pending)
 
     async def send_dtmf(self, digits: str) -> None:
-        assert self._ws is not None
-        for digit in digits:
-            await self._ws.send(json.dumps({"kind": "DtmfData", "dtmfData": {"data": digit}}))
+        if self._ws is None:
+            return  # keys pressed with no media socket reach nobody
+        with contextlib.suppress(ConnectionClosed):
+            for digit in digits:
+                await self._ws.send(json.dumps({"kind": "DtmfData", "dtmfData": {"data": digit}}))
 
-    async def _send(self) -> None:
-        assert self._ws is not None
+    async def _send(self, ws: ClientConnection) -> None:
         start = time.monotonic()
         k = 0
         with contextlib.suppress(ConnectionClosed):
@@ -96,16 +125,15 @@ class AcsMediaClient:
                 message = {"kind": "AudioData", "audioData": {
                     "data": base64.b64encode(frame).decode(), "timestamp": _iso_now(),
                     "participantRawID": self.participant, "silent": frame is self._silence}}
-                await self._ws.send(json.dumps(message))
+                await ws.send(json.dumps(message))
                 self.caller.frames.append((time.monotonic(), frame))
                 k += 1
                 await asyncio.sleep(max(0.0, start + k * FRAME_S - time.monotonic()))  # never drift
 
     # --- host -> caller ---------------------------------------------------------------------------
-    async def _receive(self) -> None:
-        assert self._ws is not None
+    async def _receive(self, ws: ClientConnection) -> None:
         try:
-            async for message in self._ws:
+            async for message in ws:
                 doc = json.loads(message)
                 if doc.get("Kind") == "AudioData":
                     self.agent.frames.append((time.monotonic(), base64.b64decode(doc["AudioData"]["Data"])))
@@ -115,8 +143,14 @@ class AcsMediaClient:
         except ConnectionClosed:
             pass
         finally:
-            self.close_code, self.close_reason = self._ws.close_code, self._ws.close_reason
+            self.close_code, self.close_reason = ws.close_code, ws.close_reason
+            # What the caller was still saying went down the dead line.
+            self._pending.clear()
+            self._drained.set()
             self.closed.set()
+            if not self.reconnects:
+                self.over.set()
+            self._agent_audio.set()  # wakes whoever waits for the agent
 
     def agent_quiet_for(self) -> float:
         """Seconds since the agent's last audio frame arrived (infinite if it never spoke)."""
@@ -126,10 +160,12 @@ class AcsMediaClient:
 
     async def agent_finished(self, quiet_s: float = 0.8, timeout: float = 30.0, since: float = 0.0) -> None:
         """Until the agent has spoken (after `since`, a monotonic time) and then been quiet for `quiet_s`,
-        or the call closed."""
+        or the call is over. After a drop the agent must be heard on the new socket first: someone whose
+        line went silent waits for the other end to come back before talking again."""
         async with asyncio.timeout(timeout):
-            while not self.closed.is_set():
-                spoke = bool(self.agent.frames) and self.agent.frames[-1][0] > since
+            while not self.over.is_set():
+                heard = self.agent.frames[-1][0] if self.agent.frames else 0.0
+                spoke = heard > since and heard > self.connected_at and not self.closed.is_set()
                 if spoke and self.agent_quiet_for() >= quiet_s:
                     return
                 self._agent_audio.clear()

@@ -5,6 +5,9 @@ the function host, which answers; ACS then opens the media socket to the media h
 caller speaks each line once the agent has finished (or over it, to barge in). Meanwhile the call's
 monitor feed (transcript lines, handoffs, tool calls, turn latency) is printed as it happens. The call
 ends when the agent transfers or hangs up, or when the caller hangs up after the last line.
+
+The caller stays on the line when the media socket drops: ACS reports MediaStreamingFailed, the
+orchestration restarts streaming, and the same caller carries on over the new socket.
 """
 
 from __future__ import annotations
@@ -14,18 +17,20 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+from websockets.exceptions import WebSocketException
 
-from local_stack.acs import AcsRequest, MediaOffer
+from local_stack.acs import INTERRUPTED, UNSUCCESSFUL, AcsRequest, Call, MediaLost, MediaOffer
 from local_stack.acs_media import AcsMediaClient
 from local_stack.caller import Line, Said, ScriptedCaller, Voiced
 from local_stack.stack import LocalStack
 
 Printer = Callable[[str], None]
+AfterAnswer = Callable[[int], Awaitable[None]]
 HEAR_LAST_REPLY_S = 30.0  # how long the caller waits for the agent's answer to the last line
 CALL_END_S = 20.0  # then, how long for the call to end (a transfer, a hang-up) before the caller hangs up
 
@@ -70,7 +75,8 @@ def describe(event: dict[str, Any]) -> str | None:
 
 class PhoneCall:
     def __init__(self, stack: LocalStack, lines: list[Line], voice: Voiced, *, to: str,
-                 caller: str = "+14255550123", printer: Printer = print, json_lines: bool = False) -> None:
+                 caller: str = "+14255550123", printer: Printer = print, json_lines: bool = False,
+                 after_answer: AfterAnswer | None = None) -> None:
         self.stack = stack
         self.lines = lines
         self.voice = voice
@@ -78,8 +84,10 @@ class PhoneCall:
         self.caller_number = caller
         self.print = printer
         self.json_lines = json_lines  # LOG_FORMAT=json: one JSON object per line instead of readable text
+        self.after_answer = after_answer  # awaited with i once the agent has answered line i (tests: faults)
         self.result: CallResult | None = None
         self._done = asyncio.Event()
+        self._conversation: asyncio.Task[None] | None = None
 
     def _say(self, text: str, event: dict[str, Any] | None = None) -> None:
         started = self.result.started if self.result else time.monotonic()
@@ -107,36 +115,71 @@ class PhoneCall:
                 await self._done.wait()
                 await self._ended(call_id)
             finally:
-                watcher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await watcher
+                for task in (watcher, self._conversation):
+                    if task is not None:
+                        task.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await task
         return result
 
-    # --- the caller, on the media leg -------------------------------------------------------------------
+    # --- the caller, on the media legs ------------------------------------------------------------------
     async def _media(self, offer: MediaOffer) -> None:
+        """One media socket ACS opens: the first starts the caller; a later one (a media restart)
+        carries the same caller on. A socket that fails or breaks is reported to ACS (MediaLost)."""
         assert self.result is not None
+        media = self.result.media
+        if media is None:
+            media = self.result.media = AcsMediaClient(offer.url, headers=offer.headers, over=offer.call.over)
+            self._conversation = asyncio.create_task(self._converse(media, offer.call), name="caller")
+        elif media.sockets:
+            self._say("media restart: ACS opens the socket again, the caller still on the line")
         try:
-            async with AcsMediaClient(offer.url, headers=offer.headers) as media:
-                self.result.media = media
-                caller = ScriptedCaller(media, self.voice)
-                ended = asyncio.create_task(offer.ended.wait())
-                for line in self.lines:
-                    said = asyncio.create_task(caller.say(line))
-                    await asyncio.wait({said, ended}, return_when=asyncio.FIRST_COMPLETED)
-                    if not said.done():
-                        said.cancel()
-                        break
-                    self.result.said.append(said.result())
-                if not ended.done():
+            await media.connect(offer.url, offer.headers)
+        except (OSError, WebSocketException, TimeoutError) as exc:
+            self._say(f"media socket refused ({str(exc) or type(exc).__name__}): ACS reports MediaStreamingFailed")
+            raise MediaLost(UNSUCCESSFUL, str(exc) or type(exc).__name__) from None
+        try:
+            closed = asyncio.create_task(media.closed.wait())
+            ended = asyncio.create_task(offer.ended.wait())
+            await asyncio.wait({closed, ended}, return_when=asyncio.FIRST_COMPLETED)
+            closed.cancel()
+            ended.cancel()
+            if not offer.ended.is_set() and media.close_code != 1000:  # 1000: the app ended the stream itself
+                how = f"{media.close_code} {media.close_reason or ''}".strip()
+                self._say(f"media socket lost ({how}): ACS reports MediaStreamingFailed")
+                raise MediaLost(INTERRUPTED, how)
+        finally:
+            await media.disconnect()
+
+    async def _converse(self, media: AcsMediaClient, call: Call) -> None:
+        """The caller's side of the call, over however many sockets it takes."""
+        assert self.result is not None
+        caller = ScriptedCaller(media, self.voice)
+        over = asyncio.create_task(call.over.wait())
+        try:
+            for i, line in enumerate(self.lines):
+                said = asyncio.create_task(caller.say(line))
+                await asyncio.wait({said, over}, return_when=asyncio.FIRST_COMPLETED)
+                if not said.done():
+                    said.cancel()
+                    break
+                self.result.said.append(said.result())
+                if self.after_answer is not None and not over.done():
                     with contextlib.suppress(TimeoutError):
                         await caller.answered(HEAR_LAST_REPLY_S)
-                    await asyncio.wait({ended}, timeout=CALL_END_S)
-                if not ended.done():
-                    self._say("caller hangs up")
-                    self.result.caller_hung_up = True
-                    self.stack.acs.caller_hangs_up(offer.call.call_connection_id)
-                ended.cancel()
+                    await self.after_answer(i)
+            if not over.done():
+                with contextlib.suppress(TimeoutError):
+                    await caller.answered(HEAR_LAST_REPLY_S)
+                await asyncio.wait({over}, timeout=CALL_END_S)
+        except TimeoutError:
+            self._say("the agent never answered")
         finally:
+            over.cancel()
+            if not call.over.is_set():
+                self._say("caller hangs up")
+                self.result.caller_hung_up = True
+                self.stack.acs.caller_hangs_up(call.call_connection_id)
             self._done.set()
 
     # --- what the stack says about the call --------------------------------------------------------------

@@ -42,8 +42,10 @@ class Child:
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        """Start the process (again, after it died: a restart appends to the same log)."""
         env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
-        out = open(self.log_path, "wb") if self.log_path else None  # noqa: SIM115 - None: our console
+        mode = "ab" if self.process is not None else "wb"
+        out = open(self.log_path, mode) if self.log_path else None  # noqa: SIM115 - None: our console
         self.process = subprocess.Popen(  # noqa: S603 - our interpreter, our module
             [sys.executable, "-m", self.module, *self.args], cwd=PROJECT_ROOT, env=env,
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
@@ -65,6 +67,19 @@ class Child:
                 pass
             time.sleep(0.1)
         raise StackError(f"{self.name} was not healthy at {url} within {timeout:.0f} s{self._log_tail()}")
+
+    def send_signal(self, sig: signal.Signals, timeout: float = 20.0) -> int:
+        """Send `sig` and wait for the process to exit (SIGKILL: at once; SIGTERM: its drain). Returns the
+        exit code (negative: the signal that killed it)."""
+        proc = self.process
+        if proc is None:
+            raise StackError(f"{self.name} was never started")
+        if proc.poll() is None:
+            proc.send_signal(sig)
+        try:
+            return int(proc.wait(timeout=timeout))
+        except subprocess.TimeoutExpired:
+            raise StackError(f"{self.name} did not exit within {timeout:.0f} s of {sig.name}") from None
 
     def stop(self, timeout: float = 20.0) -> int:
         """SIGTERM, then wait; SIGKILL only if it does not exit in time. Returns the exit code."""

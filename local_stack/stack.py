@@ -7,6 +7,9 @@ Redis (the valkey wheel) and the two hosts are child processes, started with the
 deployment would give them (the ACS endpoint and key, the public URLs, one signing secret); the local
 ACS runs in this process, because it is also where the simulated caller speaks and listens. On exit
 every child is stopped with SIGTERM and every port is checked to be free again.
+
+Faults: `kill_media_host()` (SIGKILL, a crash) or `signal_media_host(SIGTERM)` (a drain), then
+`start_media_host()` brings a new media host up on the same port, as a restarted container would.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import contextlib
 import json
 import os
 import secrets
+import signal
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -80,6 +84,7 @@ class LocalStack:
         self.secret = secrets.token_urlsafe(32)
         self.functions: Child | None = None
         self.media: Child | None = None
+        self.media_exits: list[int] = []  # exit codes of media hosts that ended before the stack stopped
         self.incoming_calls: EventGridSubscription | None = None
 
     @property
@@ -132,6 +137,26 @@ class LocalStack:
         self.incoming_calls = self.acs.subscription(
             f"{self.functions_url}/runtime/webhooks/eventgrid?functionName=on_incoming_call")
         await self.incoming_calls.validate()
+
+    # --- faults ----------------------------------------------------------------------------------------
+    async def signal_media_host(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 60.0) -> int:
+        """Send the media host `sig` and wait for it to exit (SIGKILL: a crash; SIGTERM: its drain, up to
+        SHUTDOWN_GRACE_SECONDS). Returns its exit code (negative: killed by that signal)."""
+        assert self.media is not None, "the stack is not started"
+        code = await asyncio.to_thread(self.media.send_signal, sig, timeout)
+        self.media_exits.append(code)
+        return code
+
+    async def kill_media_host(self) -> int:
+        return await self.signal_media_host(signal.SIGKILL)
+
+    async def start_media_host(self, timeout: float = 120.0) -> None:
+        """A new media host on the same port with the same settings (after a kill or a drain), once healthy."""
+        assert self.media is not None, "the stack is not started"
+        if self.media.process is not None and self.media.process.poll() is None:
+            raise StackError("the media host is still running")
+        self.media.start()
+        await asyncio.to_thread(self.media.wait_healthy, f"{self.media_url}/health", timeout)
 
     # --- calls -----------------------------------------------------------------------------------------
     def expect_media(self, correlation_id: str, connector: MediaConnector) -> None:

@@ -175,7 +175,8 @@ class Settings(BaseSettings):
     )
     call_connect_timeout_seconds: int = Field(45, ge=5, description="An answered call must connect within this.")
     call_max_duration_seconds: int = Field(3600, ge=60, description="Calls are hung up after this long.")
-    media_restart_attempts: int = Field(3, ge=0, le=10, description="Media streaming restarts after a failure.")
+    media_restart_attempts: int = Field(5, ge=0, le=10, description=(
+        "Media streaming restarts after a failure (1, 2, 4, 4, 4 s apart: 5 cover a media host restart of 15 s)."))
 
     # --- engine selection ----------------------------------------------------------------------
     pipeline: Pipeline = Field(

@@ -4,6 +4,7 @@ CloudEvents it posts (shaped like `reference/payloads/acs_rest_*` and `acs_callb
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -65,6 +66,12 @@ class Call:
     media_state: str = "inactive"  # inactive | active
     transcription: Json | None = None
     subscription_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    # Set once the call is disconnected: whoever holds the caller's end (between media sockets too) hangs up.
+    over: asyncio.Event = field(default_factory=asyncio.Event, repr=False, compare=False)
+
+    def disconnect(self) -> None:
+        self.state = "disconnected"
+        self.over.set()
 
     @property
     def media_transport_url(self) -> str | None:
@@ -102,11 +109,19 @@ class Call:
             case "CallTransferAccepted":
                 self.state = "transferAccepted"
             case "CallDisconnected":
-                self.state = "disconnected"
+                self.disconnect()
             case "MediaStreamingStarted":
                 self.media_state = "active"
             case "MediaStreamingStopped" | "MediaStreamingFailed":
                 self.media_state = "inactive"
+
+
+def media_failed(details: str) -> Json:
+    """MediaStreamingFailed's data when the media socket could not open or broke (`details`: ACS's
+    mediaStreamingStatusDetails, e.g. streamConnectionUnsuccessful, streamConnectionInterrupted)."""
+    name = details[:1].upper() + details[1:]
+    return {"mediaStreamingUpdate": _streaming("mediaStreamingFailed", details),
+            "resultInformation": {"code": 500, "subCode": 8581, "message": f"Action failed, {name}."}}
 
 
 def event_name(event_type: str) -> str:

@@ -2,7 +2,9 @@
 `transportUrl` with its upgrade headers; when the call or the stream ends, it closes it.
 
 LocalAcs does not speak audio itself. It hands a `MediaOffer` to a connector (the scripted caller of
-the local stack, or a test) and sets `offer.ended` when ACS would close the socket.
+the local stack, or a test) and sets `offer.ended` when ACS would close the socket. A connector whose
+socket could not open, or was closed by the app's side while the call was up (a media host that died
+or drained), raises `MediaLost`: ACS then posts MediaStreamingFailed, as the real service does.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -18,6 +21,18 @@ from local_stack.acs.calls import Call
 log = logging.getLogger(__name__)
 
 ENDS_MEDIA = ("CallDisconnected", "MediaStreamingStopped", "MediaStreamingFailed")
+# mediaStreamingStatusDetails of MediaStreamingFailed
+UNSUCCESSFUL = "streamConnectionUnsuccessful"  # the socket never opened (refused, 503 ...)
+INTERRUPTED = "streamConnectionInterrupted"  # it opened, then broke without ACS ending it
+
+
+class MediaLost(Exception):
+    """Raised by a connector: the app's end of the media socket failed (`details`, as ACS reports it)."""
+
+    def __init__(self, details: str, reason: str = "") -> None:
+        super().__init__(f"{details}: {reason}" if reason else details)
+        self.details = details
+        self.reason = reason
 
 
 @dataclass
@@ -26,15 +41,20 @@ class MediaOffer:
     url: str
     headers: dict[str, str]  # x-ms-call-connection-id, x-ms-call-correlation-id, Authorization when ACS signs
     ended: asyncio.Event = field(default_factory=asyncio.Event)  # ACS closes the socket: the connector must too
+    opened_at: float = field(default_factory=time.monotonic)
+    lost: MediaLost | None = None  # how the app's side failed, when it did
 
 
 MediaConnector = Callable[[MediaOffer], Awaitable[None]]
+OnLost = Callable[[Call, MediaLost], None]
 
 
 class MediaLegs:
-    def __init__(self, connector: MediaConnector | None, bearer: Callable[[], str] | None) -> None:
+    def __init__(self, connector: MediaConnector | None, bearer: Callable[[], str] | None,
+                 on_lost: OnLost | None = None) -> None:
         self.connector = connector
         self.bearer = bearer
+        self.on_lost = on_lost  # LocalAcs posts MediaStreamingFailed
         self.offers: list[MediaOffer] = []  # every socket opened, in order (a restart opens another)
         self._live: dict[str, tuple[MediaOffer, asyncio.Task[None]]] = {}
 
@@ -82,6 +102,9 @@ class MediaLegs:
             await self.connector(offer)
         except asyncio.CancelledError:
             raise
+        except MediaLost as lost:
+            if not offer.ended.is_set():  # once ACS has ended the leg, how the socket closed is moot
+                offer.lost = lost
         except Exception:  # one caller's failure is its own; the local ACS carries on
             log.exception("media connector failed for call %s", offer.call.call_connection_id)
         finally:
@@ -90,3 +113,6 @@ class MediaLegs:
                 del self._live[offer.call.call_connection_id]
             with contextlib.suppress(Exception):
                 offer.ended.set()
+        if offer.lost is not None and self.on_lost is not None:
+            log.info("media socket lost for call %s: %s", offer.call.call_connection_id, offer.lost)
+            self.on_lost(offer.call, offer.lost)

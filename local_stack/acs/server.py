@@ -27,7 +27,7 @@ from typing import Any, Literal, TypeVar
 import aiohttp
 from aiohttp import web
 
-from local_stack.acs.calls import Call, Json, bot_identity, cloud_event, event_name, transferee
+from local_stack.acs.calls import Call, Json, bot_identity, cloud_event, event_name, media_failed, transferee
 from local_stack.acs.eventgrid import EventGridSubscription
 from local_stack.acs.hmac_auth import HmacError, decode_key, verify_hmac
 from local_stack.acs.incoming import (
@@ -37,7 +37,7 @@ from local_stack.acs.incoming import (
     parse_incoming_call_context,
     with_kind,
 )
-from local_stack.acs.media import MediaConnector, MediaLegs
+from local_stack.acs.media import MediaConnector, MediaLegs, MediaLost
 from local_stack.acs.rest import (
     ACTIONS,
     FAULT_CODES,
@@ -95,7 +95,8 @@ class LocalAcs:
         self.rejected: list[tuple[str, str]] = []  # (path, reason) of requests that failed HMAC
         self.callbacks: list[Delivery] = []
         self.calls: dict[str, Call] = {}
-        self.media = MediaLegs(media, callback_token)  # ACS signs media upgrades as it signs callbacks
+        # ACS signs media upgrades as it signs callbacks
+        self.media = MediaLegs(media, callback_token, on_lost=self._media_lost)
         self._port = port
         self._faults: dict[str, list[AcsFailure]] = {}
         self._changed = asyncio.Condition()
@@ -200,7 +201,7 @@ class LocalAcs:
         """The far end hangs up: the media socket closes and CallDisconnected follows."""
         call = self.calls[call_connection_id]
         if call.state != "disconnected":
-            call.state = "disconnected"
+            call.disconnect()
             self.media.end(call_connection_id)
             self._auto(call, ["CallDisconnected"])
 
@@ -257,7 +258,7 @@ class LocalAcs:
         if operation == "list_participants":
             return 200, {"value": [{"identifier": p, "isMuted": False, "isOnHold": False} for p in call.participants]}
         if operation in ("hang_up", "terminate"):
-            call.state = "disconnected"  # at once: a second hang-up already finds no call
+            call.disconnect()  # at once: a second hang-up already finds no call
             self.media.end(call.call_connection_id)
             self._auto(call, ["CallDisconnected"])
             return 204, None
@@ -286,6 +287,9 @@ class LocalAcs:
     async def _answer(self, body: Json) -> Result:
         token = required(body, "incomingCallContext")
         ctx = valid_context(token)
+        if any(c.incoming_call_context == token for c in self.calls.values()):
+            # As ACS: a context answers one call once; after that it is dead (answered, then ended).
+            raise AcsFailure(400, "BadRequest", "The incoming call can no longer be answered.")
         caller = identifier(ctx.caller)
         callee = identifier(ctx.to)
         call = self._new_call(body, ctx.server_call_id, ctx.correlation_id, [caller])
@@ -324,6 +328,11 @@ class LocalAcs:
         return call
 
     # --- automatic callbacks -----------------------------------------------------------------------
+    def _media_lost(self, call: Call, lost: MediaLost) -> None:
+        """The media socket did not open, or broke, while the call was up: tell the app, as ACS does."""
+        if call.state != "disconnected":
+            self._auto(call, [("MediaStreamingFailed", media_failed(lost.details))])
+
     def _auto(self, call: Call, events: list[str | tuple[str, Json]], url: str | None = None) -> None:
         """Post these events in order, after the REST response has gone (as ACS does), when auto_callbacks."""
         if not self.auto_callbacks:

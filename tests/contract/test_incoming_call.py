@@ -40,7 +40,7 @@ def expected_input(h: Harness, call_id: str, call_connection_id: str, scenario_n
             "entry_agent": scenario.spec.entry_agent, "human_queue": scenario.spec.policy.human_queue,
             "max_handoffs": scenario.spec.policy.max_handoffs,
             "auth_required": sorted(a.name for a in scenario.agents.values() if a.spec.requires_auth),
-            "connect_timeout_s": 45, "max_duration_s": 3600, "media_restart_attempts": 3}
+            "connect_timeout_s": 45, "max_duration_s": 3600, "media_restart_attempts": 5}
 
 
 @pytest.mark.parametrize("schema", ["eventgrid", "cloudevents"])

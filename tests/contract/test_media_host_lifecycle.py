@@ -66,9 +66,13 @@ async def test_drain_refuses_new_calls_and_lets_current_ones_finish(redis_url: s
             stop_task = asyncio.create_task(_stop(host))
             await asyncio.sleep(0.2)
             assert host.draining
-            with pytest.raises((InvalidStatus, OSError)):
+            with pytest.raises(InvalidStatus) as refused:
                 async with connect(f"ws://127.0.0.1:{host.port}/api/v1/media/stream?token={late_token}"):
                     pass
+            assert refused.value.response.status_code == 503
+            assert json.loads(refused.value.response.body)["error"] == "draining"
+            status, body = await _http(host, "/ready")  # still answering, so the load balancer sees it go
+            assert (status, json.loads(body)["draining"]) == (503, True)
             await acs.send_frame(bytes(960))  # the call in progress carries on
             await acs.wait_for(lambda r: len(r.audio) == 2)
         await asyncio.wait_for(stop_task, 5)  # the host finished as soon as the last call ended

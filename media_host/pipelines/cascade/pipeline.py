@@ -49,6 +49,7 @@ PREROLL_FRAMES = 15  # 300 ms before the detected start, so the first syllable i
 ARRIVALS = 512  # frames of arrival times kept (10 s), to time speech boundaries
 DTMF_PAUSE_S = 2.0  # digits typed without '#' count as said after this pause
 TRANSFER_FAILED = "I'm sorry, I couldn't connect you just now. I'll keep helping you myself."
+RESUMED = "Sorry, you were cut off."  # the agent's `replies.resumed` overrides it
 
 
 class CascadePipeline:
@@ -98,7 +99,8 @@ class CascadeCall:
                 if isinstance(item, AudioFrame):
                     self._on_frame(item)
                 elif isinstance(item, CallStarted):
-                    self._start(self._greet())
+                    # A session already greeted is a call resumed on a new socket: no second greeting.
+                    self._start(self._resume() if self.conv.greeted else self._greet())
                 elif isinstance(item, DtmfReceived):
                     self._on_dtmf(item.digits)
                 elif isinstance(item, TransferStatusReceived) and item.status == "failed":
@@ -225,6 +227,17 @@ class CascadeCall:
         self.conv.greeted = True
         await self.conv.save()
 
+    async def _resume(self) -> None:
+        """The line dropped (a media host died, a socket broke) and is back: apologise, then carry on.
+        If the caller's last words never got an answer they heard, answer them now."""
+        await self.conv.record_event("resumed", turns=len(self.conv.history))
+        unanswered = bool(self.conv.history) and self.conv.history[-1].role == "user"
+        apology = self.conv.agent.reply_templates.get("resumed")
+        clock = TurnClock(speech_end=time.monotonic())
+        await self.responder.say(apology.render() if apology is not None else RESUMED)
+        if unanswered:
+            await self._respond(clock)
+
     async def _transcribe(self, audio: list[bytes]) -> tuple[Transcript, float]:
         """The text of `audio`, and when it was ready."""
         stream = self.p.engines.stt.stream(self.conv.agent.spec.locale)
@@ -257,6 +270,10 @@ class CascadeCall:
         self.call.send(TranscriptLine("caller", text))
         self.conv.history.append(ChatMessage(role="user", content=text))
         await self.conv.record_turn(Speaker.CALLER, text)
+        await self._respond(clock)
+
+    async def _respond(self, clock: TurnClock) -> None:
+        """Answer the caller's last words (the last history message), then carry out any transfer or hang-up."""
         self.turns += 1
         with turn_span(self.conv.call_id, self.conv.agent.name, self.turns):
             ending = await self.responder.answer(clock)
