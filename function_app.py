@@ -25,7 +25,8 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
 async def on_incoming_call(event: func.EventGridEvent, client: df.DurableOrchestrationClient) -> None:
     # The worker hands a func.CloudEvent (`type`) when the subscription uses the CloudEvents schema.
     kind = str(getattr(event, "event_type", None) or getattr(event, "type", None) or "")
-    await eventgrid.on_incoming_event(kind, event.get_json(), client)
+    sent_at = getattr(event, "event_time", None) or getattr(event, "time", None)  # kept by redeliveries
+    await eventgrid.on_incoming_event(kind, event.get_json(), client, sent_at)
 
 
 @app.route(route="eventgrid/incoming-call", methods=["POST", "OPTIONS"])

@@ -13,7 +13,7 @@ import logging
 from typing import Any
 
 from callbacks.incoming import Orchestrations
-from callbacks.replies import Reply, error
+from callbacks.replies import Reply, error, refused
 from callbacks.runtime import Worker
 from callbacks.wire import WireError, callback_events, check_event_data, json_body
 from switchboard.acs_auth import AcsAuthError
@@ -36,12 +36,34 @@ MAX_EVENT_DATA = 16 * 1024
 RAISE_RETRIES_S = (0.1, 0.25, 0.5)
 
 
+# Durable's runtime statuses of an instance that takes no more events.
+FINISHED = frozenset({"Completed", "Failed", "Terminated", "Canceled"})
+
+
+class CallEnded(Exception):
+    """The call's orchestration has finished: an event for it is late, and dropping it is the answer."""
+
+
+async def finished(client: Orchestrations, call_id: str) -> bool:
+    """Whether the call's orchestration has finished (False when unknown, or unreachable)."""
+    try:
+        status = await client.get_status(call_id)
+    except Exception:
+        return False
+    runtime = getattr(status, "runtime_status", None)
+    return runtime is not None and str(getattr(runtime, "value", runtime)) in FINISHED
+
+
 async def raise_event(client: Orchestrations, call_id: str, name: str, data: Any) -> None:
+    """Raise `name` to the call's orchestration: CallEnded if it has finished (Durable answers 410, which
+    no retry changes), the last error if it cannot be reached."""
     for delay in (*RAISE_RETRIES_S, None):
         try:
             await client.raise_event(call_id, name, data)
             return
         except Exception:
+            if await finished(client, call_id):  # asked only on failure: the common path is one request
+                raise CallEnded(call_id) from None
             if delay is None:
                 raise
             await asyncio.sleep(delay)
@@ -78,8 +100,8 @@ async def handle_callbacks(worker: Worker, client: Orchestrations, call_id: str,
         try:
             events = callback_events(body)
         except WireError as exc:
-            return error(400, "bad_request", str(exc))
-        counts = {"raised": 0, "duplicates": 0, "ignored": 0}
+            return refused(exc)
+        counts, ended = {"raised": 0, "duplicates": 0, "ignored": 0}, False
         for event in events:
             details = event.details
             if details.correlation_id and correlation_id and details.correlation_id != correlation_id:
@@ -92,6 +114,10 @@ async def handle_callbacks(worker: Worker, client: Orchestrations, call_id: str,
                 continue
             try:
                 await raise_event(client, call_id, event.name, event.data)
+            except CallEnded:  # a late or reordered callback: acknowledged (a retry would fare no better)
+                log.info("callback for a call that has ended: dropped", extra={"event": event.name})
+                counts["ignored"], ended = counts["ignored"] + 1, True
+                continue
             except Exception:
                 await worker.store.release("callback", event.id)  # ACS retries; the retry must get through
                 log.exception("raising %s failed", event.name)
@@ -100,7 +126,7 @@ async def handle_callbacks(worker: Worker, client: Orchestrations, call_id: str,
             log.info("callback", extra={"event": event.name,
                                         "result_code": details.result_information.code
                                         if details.result_information else None})
-        return Reply(200, counts)
+        return Reply(200, {**counts, "call_ended": True} if ended else counts)
 
 
 async def handle_media_host_event(worker: Worker, client: Orchestrations, call_id: str, name: str, *,
@@ -116,11 +142,14 @@ async def handle_media_host_event(worker: Worker, client: Orchestrations, call_i
             data = json_body(body) if body else {}
             check_event_data(data)
         except WireError as exc:
-            return error(400, "bad_request", str(exc))
+            return refused(exc)
         if not isinstance(data, dict) or len(body) > MAX_EVENT_DATA:
             return error(400, "bad_request", "event data must be a JSON object under 16 kB")
         try:
             await raise_event(client, call_id, name, data)
+        except CallEnded:
+            log.info("media host event for a call that has ended: dropped", extra={"event": name})
+            return error(409, "call_ended", "the call has ended")
         except Exception:
             log.exception("raising %s failed", name)
             return error(503, "unavailable", "the call's orchestration could not be reached; retry")

@@ -12,10 +12,11 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from callbacks.acs_events import CallEnded, raise_event
 from callbacks.incoming import ORCHESTRATION, Orchestrations, callback_url, media_streaming, session_input
-from callbacks.replies import Reply, error
+from callbacks.replies import Reply, error, refused
 from callbacks.runtime import Worker
-from callbacks.wire import WireError, json_body
+from callbacks.wire import WireError, is_call_id, json_body
 from switchboard.logs import bind_call, mask_phone
 from switchboard.session_models import CallSession
 
@@ -44,7 +45,7 @@ def _parse(model: type[M], body: bytes) -> M | Reply:
     try:
         return model.model_validate(json_body(body) if body else {})
     except WireError as exc:
-        return error(400, "bad_request", str(exc))
+        return refused(exc)
     except ValidationError as exc:
         first = exc.errors()[0]
         return error(400, "bad_request", f"{'.'.join(str(p) for p in first['loc']) or 'body'}: {first['msg']}")
@@ -100,7 +101,14 @@ def _status_body(status: Any) -> dict[str, Any] | None:
             "last_updated_time": str(status.last_updated_time or "")}
 
 
+def _malformed_id() -> Reply:
+    """An id no call can have: refused before it reaches the Durable client, which puts it in a URL."""
+    return error(400, "bad_request", "malformed call id")
+
+
 async def call_status(worker: Worker, client: Orchestrations, call_id: str) -> Reply:
+    if not is_call_id(call_id):
+        return _malformed_id()
     orchestration = _status_body(await client.get_status(call_id))
     session = await worker.store.get(call_id)
     if orchestration is None and session is None:
@@ -114,23 +122,39 @@ async def call_status(worker: Worker, client: Orchestrations, call_id: str) -> R
 
 
 async def transfer(worker: Worker, client: Orchestrations, call_id: str, body: bytes) -> Reply:
+    if not is_call_id(call_id):
+        return _malformed_id()
     request = _parse(TransferRequest, body)
     if isinstance(request, Reply):
         return request
     if await worker.store.get(call_id) is None:
         return error(404, "unknown_call", "no such call in progress")
-    await client.raise_event(call_id, "TransferRequested", request.model_dump(exclude_none=True))
-    return Reply(202, {"call_id": call_id, "requested": "transfer"})
+    return await _request(client, call_id, "TransferRequested", request.model_dump(exclude_none=True), "transfer")
 
 
 async def hang_up(worker: Worker, client: Orchestrations, call_id: str) -> Reply:
+    if not is_call_id(call_id):
+        return _malformed_id()
     if await worker.store.get(call_id) is None:
         return error(404, "unknown_call", "no such call in progress")
-    await client.raise_event(call_id, "HangupRequested", {"reason": "requested through the API"})
-    return Reply(202, {"call_id": call_id, "requested": "hang-up"})
+    return await _request(client, call_id, "HangupRequested", {"reason": "requested through the API"}, "hang-up")
+
+
+async def _request(client: Orchestrations, call_id: str, name: str, data: dict[str, Any], what: str) -> Reply:
+    """Raise a request to the call's orchestration; a finished or unreachable one is an error, not a crash."""
+    try:
+        await raise_event(client, call_id, name, data)
+    except CallEnded:  # its session outlived it (e.g. the record is still to be written)
+        return error(409, "call_ended", "the call has ended")
+    except Exception:
+        log.exception("raising %s failed", name)
+        return error(503, "unavailable", "the call's orchestration could not be reached; retry")
+    return Reply(202, {"call_id": call_id, "requested": what})
 
 
 async def call_record(worker: Worker, call_id: str) -> Reply:
+    if not is_call_id(call_id):
+        return _malformed_id()
     record = await worker.records.get(call_id)
     if record is None:
         return error(404, "not_found", "no record for this call (yet)")

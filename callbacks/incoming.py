@@ -3,6 +3,12 @@
 Event Grid delivers at least once, sometimes the same event several times at once: the correlation id
 is claimed in Redis (SET NX) before anything else, so exactly one delivery answers. If answering fails,
 the claim is released and the error raised, so Event Grid's retry gets another chance.
+
+Late deliveries never answer a dead call: an event older than ANSWERABLE_FOR is dropped before any
+I/O (after DEDUPE_TTL_SECONDS the claim is gone, and Event Grid keeps retrying for a day); a session
+that already has a call connection means the call was answered; and when ACS says the
+incomingCallContext is dead (answered elsewhere, or the call ended), the event is acknowledged, not
+raised, because no retry could ever succeed.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from urllib.parse import quote
 
@@ -24,6 +31,13 @@ log = logging.getLogger(__name__)
 
 ORCHESTRATION = "call_session"
 MEDIA_PATH = "/api/v1/media/stream"
+# A call rings for seconds (ACS documents no exact lifetime for incomingCallContext): an event this old
+# cannot be answered any more. Well under DEDUPE_TTL_SECONDS, so a redelivery after the claim expired
+# is caught here, and well over any ring, so no answerable call is ever dropped.
+ANSWERABLE_FOR = timedelta(minutes=5)
+# What ACS answers for an incomingCallContext that is dead (already answered, or the call is gone):
+# final, so the event is acknowledged. 401/403 (our credentials) and 408/429/5xx stay retryable.
+GONE_STATUSES = frozenset({400, 404, 409, 410})
 
 
 class Orchestrations(Protocol):
@@ -39,7 +53,7 @@ class Orchestrations(Protocol):
 
 @dataclass(frozen=True)
 class Answered:
-    outcome: str  # answered | rejected | duplicate
+    outcome: str  # answered | rejected | duplicate | stale (too old to answer) | gone (ACS: no such call)
     call_id: str
     scenario: str | None = None
     call_connection_id: str | None = None
@@ -47,12 +61,12 @@ class Answered:
 
 
 def callback_url(worker: Worker, call_id: str) -> str:
-    token = worker.store.issue_token(call_id, Purpose.CALLBACK)
+    token = worker.store.issue_token(call_id, Purpose.CALLBACK, worker.settings.token_ttl_seconds)
     return f"{worker.settings.callback_base_url}/api/callbacks/{quote(call_id, safe='')}?token={token}"
 
 
 def media_url(worker: Worker, call_id: str) -> str:
-    token = worker.store.issue_token(call_id, Purpose.MEDIA)
+    token = worker.store.issue_token(call_id, Purpose.MEDIA, worker.settings.token_ttl_seconds)
     return f"{worker.settings.media_host_public_url}{MEDIA_PATH}?token={token}"
 
 
@@ -84,10 +98,24 @@ def session_input(worker: Worker, session: CallSession) -> dict[str, Any]:
             "media_restart_attempts": settings.media_restart_attempts}
 
 
+def _gone(exc: Exception) -> bool:
+    """Whether ACS refused the answer because the call can no longer be answered (final)."""
+    from azure.core.exceptions import HttpResponseError  # noqa: PLC0415 - only on this failure path
+
+    return isinstance(exc, HttpResponseError) and exc.status_code in GONE_STATUSES
+
+
 async def answer_incoming(worker: Worker, client: Orchestrations, call: IncomingCallData,
-                          received_at: float | None = None) -> Answered:
-    """`received_at`: `time.perf_counter()` when the event arrived (for the answer-time figure)."""
+                          received_at: float | None = None, sent_at: datetime | None = None) -> Answered:
+    """`received_at`: `time.perf_counter()` when the event arrived (for the answer-time figure);
+    `sent_at`: the event's own time (`eventTime` / `time`), which a redelivery keeps."""
     with bind_call(call.correlation_id, call.correlation_id):
+        if sent_at is not None:
+            age = datetime.now(UTC) - (sent_at if sent_at.tzinfo else sent_at.replace(tzinfo=UTC))
+            if age > ANSWERABLE_FOR:
+                log.warning("dropping an IncomingCall too old to answer (a late redelivery)",
+                            extra={"age_s": round(age.total_seconds())})
+                return Answered("stale", call.correlation_id)
         return await _answer(worker, client, call, received_at if received_at is not None else time.perf_counter())
 
 
@@ -105,16 +133,24 @@ async def _answer(worker: Worker, client: Orchestrations, call: IncomingCallData
         log.info("no scenario for the called number: rejecting", extra={"callee": mask_phone(call.to.number)})
         try:
             await worker.acs.reject_call(call.incoming_call_context, call_reject_reason="none")
-        except Exception:
+        except Exception as exc:
+            if _gone(exc):
+                log.warning("the call can no longer be rejected (it ended): event dropped")
+                return Answered("gone", call_id)
             await worker.store.release("incoming", call_id)  # a redelivery must get to reject it
             raise
         return Answered("rejected", call_id)
     session = CallSession(call_id=call_id, scenario=scenario.name, current_agent=scenario.spec.entry_agent,
                           correlation_id=call_id, caller=call.from_.number or call.from_.raw_id,
                           callee=call.to.number)
-    answered = None
+    answered, unanswered = None, False  # unanswered: a session is stored that no answer ever completed
     try:
-        await worker.store.create(session)
+        created = await worker.store.create(session)
+        existing = None if created else await worker.store.get(call_id)
+        unanswered = created or existing is not None
+        if existing is not None and existing.call_connection_id:  # answered; its claim has since expired
+            log.info("incoming call already answered (redelivery after the de-duplication key expired)")
+            return Answered("duplicate", call_id)
         acs, callback, media = worker.acs, callback_url(worker, call_id), media_streaming(worker, call_id)
         answer_ms = (time.perf_counter() - received_at) * 1000
         answered = await acs.answer_call(
@@ -123,7 +159,13 @@ async def _answer(worker: Worker, client: Orchestrations, call: IncomingCallData
         session.call_connection_id = answered.call_connection_id
         await worker.store.update(call_id, lambda s: setattr(s, "call_connection_id", answered.call_connection_id))
         await client.start_new(ORCHESTRATION, call_id, session_input(worker, session))
-    except Exception:
+    except Exception as exc:
+        if answered is None and _gone(exc):  # no retry can succeed: acknowledge, keep the claim
+            log.warning("the call can no longer be answered (answered already, or it ended): event dropped",
+                        extra={"status": getattr(exc, "status_code", None)})
+            if unanswered:  # no call will ever use it
+                await worker.store.delete(call_id)
+            return Answered("gone", call_id)
         if answered is None:  # nothing reached the caller: a redelivery may answer
             log.exception("answering the call failed; a redelivery may retry")
             await worker.store.release("incoming", call_id)

@@ -8,6 +8,8 @@ from typing import Any
 
 import azure.functions as func
 
+from callbacks.wire import WireError
+
 
 @dataclass
 class Reply:
@@ -19,6 +21,11 @@ class Reply:
 def error(status: int, code: str, message: str) -> Reply:
     """An error the sender can act on; `message` never holds caller data."""
     return Reply(status, {"error": {"code": code, "message": message}})
+
+
+def refused(exc: WireError) -> Reply:
+    """A body that is not what the route takes: 400, or 413 when it is too large."""
+    return error(exc.status, exc.code, str(exc))
 
 
 def to_http(reply: Reply) -> func.HttpResponse:

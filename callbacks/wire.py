@@ -8,6 +8,8 @@ handlers behind only ever see well-formed events.
 from __future__ import annotations
 
 import json
+import re
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -17,10 +19,25 @@ VALIDATION = "Microsoft.EventGrid.SubscriptionValidationEvent"
 ACS_PREFIX = "Microsoft.Communication."
 MAX_BODY_BYTES = 256 * 1024  # a callback array is a few kB; anything this large is not ACS
 MAX_EVENTS = 50
+# A call id is also a Durable instance id, and the Durable client puts it in URLs unescaped: only GUIDs,
+# `web-<uuid>` and AudioCodes conversation ids' characters (which a call id may be) are accepted.
+CALL_ID = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"
+
+
+def is_call_id(value: str) -> bool:
+    return re.fullmatch(CALL_ID, value) is not None
 
 
 class WireError(ValueError):
     """A message that is not what ACS or Event Grid sends; the text is safe to return to the sender."""
+
+    status, code = 400, "bad_request"
+
+
+class BodyTooLarge(WireError):
+    """A body over MAX_BODY_BYTES: refused before it is parsed (the Functions host itself allows 100 MB)."""
+
+    status, code = 413, "too_large"
 
 
 class _Wire(BaseModel):
@@ -50,7 +67,7 @@ class IncomingCallData(_Wire):
     from_: Identifier = Field(alias="from")
     server_call_id: str = Field("", alias="serverCallId")
     incoming_call_context: str = Field(alias="incomingCallContext", min_length=1)
-    correlation_id: str = Field(alias="correlationId", min_length=1, max_length=128)
+    correlation_id: str = Field(alias="correlationId", pattern=CALL_ID)  # it becomes the call id
     caller_display_name: str = Field("", alias="callerDisplayName")
 
 
@@ -60,11 +77,21 @@ class GridEvent(_Wire):
     id: str = Field(min_length=1, max_length=200)
     event_type: str | None = Field(None, alias="eventType")
     type: str | None = None
+    event_time: str | None = Field(None, alias="eventTime", max_length=64)
+    time: str | None = Field(None, max_length=64)
     data: dict[str, Any] = Field(default_factory=dict)
 
     @property
     def kind(self) -> str:
         return self.event_type or self.type or ""
+
+    @property
+    def sent_at(self) -> datetime | None:
+        """When the event was published (a redelivery keeps it); None if absent or unreadable."""
+        try:
+            return datetime.fromisoformat(self.event_time or self.time or "")
+        except ValueError:
+            return None
 
 
 class ResultInformation(_Wire):
@@ -119,7 +146,7 @@ def check_event_data(value: Any, depth: int = 0) -> None:
 
 def json_body(body: bytes) -> Any:
     if len(body) > MAX_BODY_BYTES:
-        raise WireError(f"body larger than {MAX_BODY_BYTES} bytes")
+        raise BodyTooLarge(f"body larger than {MAX_BODY_BYTES} bytes")
     try:
         return json.loads(body)
     except (ValueError, RecursionError):

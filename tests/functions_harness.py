@@ -6,6 +6,8 @@
 - the local function host (local_stack/function_host.py): each httpTrigger of `function_app` at
   `/api/<route>`, called with the durable-client binding JSON, as the Functions host would. Its URL is
   CALLBACK_BASE_URL, so LocalAcs callbacks and the media host's control plane reach the real functions;
+- with `local_durable=True`, the local Durable runtime instead of the fake webhook: the app's real
+  call_session on the replay engine, its activities invoked through the host (as `make run` does);
 and builds a `callbacks.runtime.Worker` for test settings (Redis from `redis_url` under its own key
 prefix, records in SQLite under `tmp_path`), installed with `runtime.use()` and closed on exit.
 
@@ -35,7 +37,8 @@ from azure.functions.eventgrid import EventGridEventInConverter
 from callbacks import runtime
 from callbacks.runtime import Worker
 from local_stack.acs import LocalAcs, incoming_call_event
-from local_stack.function_host import FunctionHost
+from local_stack.durable import PREFIX, LocalDurable, add_durable_routes, binding
+from local_stack.function_host import Function, FunctionHost
 from switchboard.acs_auth import AcsJwtVerifier
 from switchboard.call_records import open_record_store
 from switchboard.services import SharedServices, token_signer
@@ -93,6 +96,7 @@ class Harness:
     durable: DurableWebhook
     host_url: str
     host: FunctionHost
+    engine: LocalDurable | None = None  # the local Durable runtime, when the harness runs one
 
     @property
     def store(self) -> SessionStore:
@@ -122,6 +126,7 @@ class Harness:
             [event] = payload("eventgrid_incoming_call")
         event["id"] = fresh["id"]
         event["subject"] = fresh["subject"]
+        event["time" if schema == "cloudevents" else "eventTime"] = fresh["eventTime"]  # an event this old rings
         for key in ("to", "from", "serverCallId", "incomingCallContext", "correlationId"):
             event["data"][key] = fresh["data"][key]
         return dict(event)
@@ -137,8 +142,21 @@ class Harness:
         return call_id, answer.call_connection_id
 
 
+def _local_durable(functions: dict[str, Function], host: FunctionHost) -> LocalDurable:
+    """The app's orchestrators on the local Durable runtime; activities run through the host, as deployed."""
+    def activity(name: str, arg: str) -> Any:
+        async def run(payload: Any) -> Any:
+            return await host.invoke(name, **{arg: payload})
+        return run
+
+    orchestrators = {n: f.user for n, f in functions.items() if f.kind == "orchestrationTrigger"}
+    activities = {n: activity(n, f.trigger["name"]) for n, f in functions.items() if f.kind == "activityTrigger"}
+    return LocalDurable(orchestrators, activities)
+
+
 @asynccontextmanager
-async def open_harness(redis_url: str, tmp_path: Path, **overrides: Any) -> AsyncIterator[Harness]:
+async def open_harness(redis_url: str, tmp_path: Path, *, local_durable: bool = False,
+                       **overrides: Any) -> AsyncIterator[Harness]:
     acs = LocalAcs(ACS_KEY)
     durable = DurableWebhook()
     await acs.start()
@@ -146,10 +164,15 @@ async def open_harness(redis_url: str, tmp_path: Path, **overrides: Any) -> Asyn
     host = FunctionHost(indexed(), durable.binding)
     app = web.Application()
     host.add_routes(app)
+    engine = _local_durable(indexed(), host) if local_durable else None
+    if engine is not None:
+        add_durable_routes(app, engine)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     host_url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    if engine is not None:  # the durable client now talks to the runtime on this host
+        host.durable_binding = binding(f"{host_url}{PREFIX}")
     settings = load_settings(**{
         "redis_url": redis_url, "signing_secret": TEST_SECRET, "acs_endpoint": acs.endpoint,
         "acs_access_key": ACS_KEY, "callback_base_url": host_url, "media_host_public_url": MEDIA_URL,
@@ -162,8 +185,10 @@ async def open_harness(redis_url: str, tmp_path: Path, **overrides: Any) -> Asyn
     worker = Worker(settings, runtime.agents(), SharedServices(store), open_record_store(settings), jwt)
     runtime.use(worker)
     try:
-        yield Harness(settings, worker, acs, durable, host_url, host)
+        yield Harness(settings, worker, acs, durable, host_url, host, engine)
     finally:
+        if engine is not None:
+            await engine.close()
         await acs.idle()
         keys = [k async for k in store.redis.scan_iter(match=f"{prefix}*")]
         if keys:

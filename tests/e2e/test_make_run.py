@@ -3,11 +3,15 @@ and the local ACS, each a real process or server, with the embedded engines.
 
 The caller dials the bank; the answer request, the orchestration's final state, the call record in
 the store, what the agent actually said (its audio, transcribed back) and a clean shutdown are checked.
+Every log of the call (both hosts' files, the driver's output and log records) is audited for what
+must never be logged (tests/log_audit.py): the banking call in text format, a short call in JSON.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import os
 import subprocess
 import sys
@@ -15,15 +19,36 @@ from pathlib import Path
 
 import pytest
 
+from local_stack import phone_call
+from local_stack.phone_call import CallResult
 from local_stack.run import place, scenario_number
-from local_stack.script import default_script, load_script
-from local_stack.stack import StackOptions, listening
+from local_stack.script import Script, ScriptLine, default_script, load_script
+from local_stack.stack import LocalStack, StackOptions, listening
 from media_host.engines.base import Engines
 from switchboard.call_records.sqlite import SqliteRecordStore
 from switchboard.settings import PROJECT_ROOT
 from tests.e2e.conftest import digits, transcribe
+from tests.log_audit import audit, formatted, url_secrets
 
 pytestmark = pytest.mark.slow
+BEARER = "e2e-audiocodes-bearer-0123456789abcdef"  # set, so the audit can look for it
+
+
+def call_logs(out: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> dict[str, str]:
+    """Every log of the call: both hosts' files, and the driver's output and log records (in both formats)."""
+    return {"function host log": (out / "function_host.log").read_text(),
+            "media host log": (out / "media_host.log").read_text(), "driver output": capsys.readouterr().out,
+            **{f"driver log ({fmt})": text for fmt, text in formatted(caplog.records).items()}}
+
+
+def leaks(logs: dict[str, str], stack: LocalStack, result: CallResult, caller: str) -> list[str]:
+    assert result.answer is not None
+    answer = result.answer.body
+    tokens = url_secrets(answer["callbackUri"]) + url_secrets(answer["mediaStreamingOptions"]["transportUrl"])
+    return audit(logs, caller=caller, secrets={
+        "the signing secret": stack.secret, "the ACS access key": stack.acs.access_key,
+        "the AudioCodes bearer token": BEARER, "the incomingCallContext": answer["incomingCallContext"],
+        **{f"the call's token #{n}": token for n, token in enumerate(tokens)}})
 
 
 def alive(pid: int | None) -> bool:
@@ -36,9 +61,11 @@ def alive(pid: int | None) -> bool:
     return True
 
 
-async def test_make_run_places_the_banking_call_through_the_whole_stack(tmp_path: Path, engines: Engines) -> None:
+async def test_make_run_places_the_banking_call_through_the_whole_stack(
+        tmp_path: Path, engines: Engines, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
     script = load_script(default_script("banking"))
-    options = StackOptions(out=tmp_path, functions_port=0, media_port=0)
+    options = StackOptions(out=tmp_path, functions_port=0, media_port=0, extra_env={"AUDIOCODES_BOT_TOKEN": BEARER})
     result, problems, stack = await place(options, script, scenario_number("banking"))
     assert problems == []
 
@@ -68,7 +95,11 @@ async def test_make_run_places_the_banking_call_through_the_whole_stack(tmp_path
     assert stored.agents_visited == ["auth", "account", "cards"]
     assert [t.name for t in stored.tool_calls] == ["verify_customer", "handoff_to_account", "get_balance",
                                                    "handoff_to_cards", "block_card", "transfer_to_human"]
-    assert "4567" not in (tmp_path / "function_host.log").read_text()  # no caller data in the logs
+    # No caller number, audio, token or secret in any log; what the caller said (an account number) stays
+    # out of the hosts' logs (the driver prints the transcript: that is what `make run` shows).
+    logs = call_logs(tmp_path, capsys, caplog)
+    assert leaks(logs, stack, result, script.caller) == []
+    assert "4567" not in logs["function host log"] + logs["media host log"]
 
     # What the caller heard: the balance, the block and the transfer, read back from the agent's audio.
     assert result.media is not None
@@ -85,6 +116,26 @@ async def test_make_run_places_the_banking_call_through_the_whole_stack(tmp_path
     assert stack.exit_codes() == {"function host": 0, "media host": 0}
     assert not alive(stack.redis.pid)
     assert not any(listening(port) for port in stack.ports)
+
+
+async def test_a_short_call_with_json_logs_leaks_nothing_either(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """LOG_FORMAT=json everywhere: the agent greets, the caller says goodbye, hears it back and hangs up."""
+    caplog.set_level(logging.INFO)
+    monkeypatch.setattr(phone_call, "CALL_END_S", 0.5)  # the caller hangs up at once after the agent's goodbye
+    script = Script(scenario="banking", caller="+12065550142", lines=[ScriptLine(say="Goodbye.")])
+    options = StackOptions(out=tmp_path, functions_port=0, media_port=0, log_format="json",
+                           extra_env={"AUDIOCODES_BOT_TOKEN": BEARER})
+    result, problems, stack = await place(options, script, scenario_number("banking"))
+    assert problems == []
+    assert (result.status or {})["output"]["end_reason"] == "disconnected"
+    logs = call_logs(tmp_path, capsys, caplog)
+    for name in ("function host log", "media host log", "driver output"):
+        lines = [json.loads(line) for line in logs[name].splitlines() if line.startswith("{")]
+        assert lines, name
+        assert any(line.get("call_id") == result.call_id for line in lines), name
+    assert leaks(logs, stack, result, script.caller) == []
 
 
 async def test_make_run_refuses_an_unknown_scenario_before_starting_anything() -> None:
