@@ -113,23 +113,26 @@ class FunctionHost:
             return _error(404, "unknown_function", f"no Event Grid trigger named {name[:64]!r}")
         try:
             body = json.loads(await request.read())
-        except ValueError:
+        except (ValueError, RecursionError):  # nesting past the parser's limit is malformed too
             return _error(400, "malformed_json", "the delivery is not JSON")
         events = body if isinstance(body, list) else [body]
         if not all(isinstance(e, dict) for e in events):
             return _error(400, "invalid_events", "a delivery is an event or an array of events")
         kind = request.headers.get("aeg-event-type", "")
         if kind == "SubscriptionValidation":
-            code = next((e.get("data", {}).get("validationCode") for e in events
-                         if e.get("eventType") == VALIDATION_EVENT), None)
+            code = next((data.get("validationCode") for e in events
+                         if e.get("eventType") == VALIDATION_EVENT and isinstance(data := e.get("data"), dict)), None)
             if not isinstance(code, str):
                 return _error(400, "no_validation_code", "a validation delivery carries a validation event")
             return web.json_response({"validationResponse": code})
         if kind != "Notification":
             return _error(400, "unknown_delivery", "aeg-event-type must be Notification or SubscriptionValidation")
         for event in events:  # invoked once per event, as the Event Grid extension does
-            decoded = EventGridEventInConverter.decode(meta.Datum(type="json", value=json.dumps(event)),
-                                                       trigger_metadata={})
+            try:
+                decoded = EventGridEventInConverter.decode(meta.Datum(type="json", value=json.dumps(event)),
+                                                           trigger_metadata={})
+            except (ValueError, TypeError, KeyError, AttributeError) as exc:  # e.g. an eventTime that is not a time
+                return _error(400, "invalid_event", f"the worker cannot convert this event ({type(exc).__name__})")
             try:
                 await self.invoke(name, **{function.trigger["name"]: decoded})
             except Exception:  # Event Grid retries a failed delivery

@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from collections.abc import Generator
 from http import HTTPStatus
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
-from websockets.exceptions import InvalidMessage
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidMessage
 from websockets.http11 import Request, Response, parse_headers, parse_line
 from websockets.protocol import CONNECTING, Protocol
 from websockets.server import ServerProtocol
 from websockets.streams import StreamReader
+
+log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 65536
 
@@ -29,6 +32,16 @@ MAX_BODY_BYTES = 65536
 class HttpRequest(Request):
     method: str = "GET"
     body: bytes = b""
+
+
+def request_path(target: str) -> str:
+    """The path of a request target. Targets are origin-form (`/path?query`): splitting them as URLs
+    would read `//host/...` as an authority (and raise on `//[`), so they are split at `?` and `#`."""
+    return target.partition("?")[0].partition("#")[0]
+
+
+def request_query(target: str) -> str:
+    return target.partition("?")[2].partition("#")[0]
 
 
 def method_of(request: Request) -> str:
@@ -68,6 +81,12 @@ def _parse(protocol: ServerProtocol) -> Generator[None]:
             next(protocol.parser)
             yield
         protocol.events.append(request)
+        # A client must wait for the response before it sends frames (RFC 6455 4.1). Parsing its early
+        # bytes as frames could fail the connection before the response goes out, which websockets does
+        # not expect (an AssertionError when it then sends the response): keep them until it has gone.
+        # An EOF goes through at once: websockets must see the client leave (the connection ends CLOSED).
+        while protocol.state is CONNECTING and not protocol.reader.eof:
+            yield
     yield from Protocol.parse(protocol)
 
 
@@ -77,7 +96,26 @@ class HttpCapableConnection(ServerConnection):
     def __init__(self, protocol: ServerProtocol, *args: Any, **kwargs: Any) -> None:
         protocol.parser = _parse(protocol)
         next(protocol.parser)
+        answer = protocol.send_response
+
+        def send_response(response: Response) -> None:
+            # The client left while the answer was prepared (a route awaiting Redis, a JWKS fetch): websockets
+            # has already closed the connection, and asserts if asked to answer it. There is nobody to answer.
+            if not protocol.eof_sent:
+                answer(response)
+
+        protocol.send_response = send_response  # type: ignore[method-assign]
         super().__init__(protocol, *args, **kwargs)
+
+    async def handshake(self, *args: Any, **kwargs: Any) -> None:
+        """As websockets does, except that a handshake the client got wrong (not HTTP, no upgrade headers,
+        gone before the answer) is logged as the rejection it is, not as an ERROR with a traceback: scanners
+        and load-balancer probes do this all day. The connection is closed all the same (it is not OPEN)."""
+        try:
+            await super().handshake(*args, **kwargs)
+        except (InvalidHandshake, ConnectionClosed, EOFError) as exc:
+            cause = f" ({exc.__cause__})" if exc.__cause__ is not None else ""
+            log.info("handshake refused: %s%s", exc, cause)
 
 
 def respond(status: int, body: bytes, content_type: str, extra: dict[str, str] | None = None) -> Response:

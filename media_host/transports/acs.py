@@ -36,6 +36,8 @@ from switchboard.tokens import Purpose
 
 log = logging.getLogger(__name__)
 
+_MAX_IGNORED_KINDS = 32  # unknown kinds logged per call (the browser adapter keeps the same bound)
+
 
 @functools.cache
 def _verifier(jwks_url: str, issuer: str, audience: str) -> AcsJwtVerifier:
@@ -113,10 +115,11 @@ class AcsAdapter(WireAdapter):
                         parameters={"call_connection_id": self.admission.claims.get("call_connection_id")})
 
     def _ignore(self, kind: str) -> None:
-        if kind not in self._ignored_kinds:  # one log line per unknown kind per call, not one per frame
-            self._ignored_kinds.add(kind)
+        kind = kind[:40]  # the peer chooses it: remember a bounded prefix, and a bounded number of them
+        if kind not in self._ignored_kinds and len(self._ignored_kinds) < _MAX_IGNORED_KINDS:
+            self._ignored_kinds.add(kind)  # one log line per unknown kind per call, not one per frame
             self.host.metrics.errors.inc(transport=self.transport, kind="unknown_kind")
-            log.info("ignoring message kind %r", kind[:40])
+            log.info("ignoring message kind %r", kind)
 
     async def on_message(self, message: str | bytes, channel: CallChannel) -> None:
         parsed = _parse(message)
