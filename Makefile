@@ -82,11 +82,26 @@ bench-media: $(STAMP)
 bench-turn: $(STAMP)
 	$(PY) -m bench.turn_latency
 
+# How much conversation load the host carries: N concurrent banking callers (ACS and AudioCodes, speech,
+# barge-ins, handoffs) on the embedded cascade, stepped up until turn latency p95 > 2x budget; then the host's
+# own ceiling on the echo pipeline as calls per core. ARGS="--max-calls 4 --skip-ceiling" (prints tables;
+# never fails on a budget).
+.PHONY: bench-load
+bench-load: $(STAMP)
+	$(PY) -m bench.load $(ARGS)
+
 # How fast the control plane answers: `import function_app` time and RSS, and IncomingCall event -> answer
 # request p50/p99 against LocalAcs, Redis and a fake Durable webhook (prints a table; never fails on a budget).
 .PHONY: bench-control
 bench-control: $(STAMP)
 	$(PY) -m bench.control
+
+# Fuzz every WebSocket protocol and HTTP endpoint beside a healthy call (three minutes; prints inputs and
+# outcomes per target, saves each finding's input to out/fuzz/). ARGS="--seconds 600", ARGS="--inputs 1000",
+# ARGS="--replay out/fuzz/<file>.json" (never fails on figures; fails on a crash, a hang or an affected call).
+.PHONY: fuzz
+fuzz: $(STAMP)
+	$(PY) -m tests.fuzz $(ARGS)
 
 clean:
 	rm -rf $(VENV) $(INFRA_VENV) out .mypy_cache .ruff_cache .pytest_cache

@@ -95,10 +95,10 @@ def verdict(st: dict[str, float], budget: float | None) -> str:
 # --- the host and the calls -------------------------------------------------------------------------
 
 
-def start_host(redis: EmbeddedRedis) -> HostProcess:
+def start_host(redis: EmbeddedRedis, log_path: Path = HOST_LOG, max_calls: int = 16) -> HostProcess:
     host = HostProcess(redis.url, secret=secrets.token_urlsafe(32), bot_token=secrets.token_urlsafe(24),
-                       log_path=HOST_LOG)
-    host.env.update({"PIPELINE": "cascade", "LOG_LEVEL": "WARNING", "MEDIA_MAX_CALLS": "16"})
+                       log_path=log_path)
+    host.env.update({"PIPELINE": "cascade", "LOG_LEVEL": "WARNING", "MEDIA_MAX_CALLS": str(max_calls)})
     host.env.pop("ECHO_PROMPT_MS", None)
     for name in ("CHAT_ENGINE", "STT_ENGINE", "TTS_ENGINE", "OPENAI_BASE_URL"):  # the embedded engines only
         host.env.pop(name, None)
