@@ -119,8 +119,8 @@ def conv_step(target: Target, n: int, args: argparse.Namespace) -> ConvStep:
 
 
 CONV_COLUMNS = [("N", 3), ("held", 5), ("conc", 4), ("turn p50", 8), ("p95", 5), ("p99", 5), ("barge p50", 9),
-                ("p95", 4), ("late", 5), ("host CPU%", 9), ("peak MB", 7), ("MB/call", 7), ("no reply", 8),
-                ("sock err", 8), ("ERROR log", 9), ("other%", 6), ("", 4)]
+                ("p95", 4), ("late", 5), ("host CPU%", 9), ("loop%", 5), ("peak MB", 7), ("MB/call", 7),
+                ("no reply", 8), ("sock err", 8), ("ERROR log", 9), ("other%", 6), ("", 4)]
 
 CONV_LEGEND = f"""columns:
   held        calls completed / started (completed: every line answered, barge-ins stopped the agent, no error)
@@ -129,6 +129,8 @@ CONV_LEGEND = f"""columns:
   barge       caller's first voiced frame over the agent -> StopAudio (ACS) / playStream.stop (AudioCodes), ms
   late        outbound frames the host sent later than due (switchboard_late_frames_total, delta over the step)
   host CPU%   the host process, % of one core (the engines run in threads: it can exceed 100)
+  loop%       of which its main thread, the one asyncio loop every call's sockets, VAD and playout share: at
+              100% it is the host's limit whatever the cores; the rest is the engines' threads
   peak MB     the host's peak RSS during the step (sampled every second)
   MB/call     (peak MB - idle RSS with the engines loaded) / N; the first call also grows buffers once, so the
               marginal cost of a call is the slope between steps (printed below)
@@ -150,7 +152,8 @@ def conv_row(s: ConvStep) -> str:
     cells = [str(s.n), f"{s.completed}/{s.started}", _f(s.mean_concurrency, 1),
              *(_f(percentile(s.turn_ms, q)) for q in (50, 95, 99)),
              *(_f(percentile(s.barge_ms, q)) for q in (50, 95)), str(s.late_frames),
-             _f(s.cpu.get("host", math.nan)), _f(s.rss_peak_mb), _f(s.rss_per_call_mb, 1), str(len(s.no_reply)),
+             _f(s.cpu.get("host", math.nan)), _f(s.cpu.get("host_loop", math.nan)), _f(s.rss_peak_mb),
+             _f(s.rss_per_call_mb, 1), str(len(s.no_reply)),
              str(sum(c.socket_error is not None for c in s.calls)), str(len(s.error_lines)),
              _f(s.cpu.get("other", math.nan)), "STOP" if over(s) else "ok"]
     return "  ".join(c.rjust(w) for c, (_, w) in zip(cells, CONV_COLUMNS, strict=True))
@@ -223,6 +226,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.max_calls < 1 or args.step < 1 or not 1 <= args.lines <= len(SCRIPT):
         parser.error(f"--max-calls and --step need positive integers, --lines 1..{len(SCRIPT)}")
+    if args.skip_conversation and args.skip_ceiling:
+        parser.error("--skip-conversation and --skip-ceiling together leave nothing to run")
     args.ceiling_steps = sorted({int(x) for x in args.ceiling_calls.split(",") if x.strip()})
     if not args.ceiling_steps or args.ceiling_steps[0] < 1:
         parser.error("--ceiling-calls needs positive integers")

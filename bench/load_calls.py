@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import os
 import re
 import time
 import uuid
@@ -154,6 +155,17 @@ class ConvStep:
         }
 
 
+def loop_ticks(pid: int) -> int:
+    """utime + stime of the host's main thread, which runs its asyncio loop (media_host.main: asyncio.Runner);
+    the engines' threads are the rest of the process."""
+    try:
+        stat = Path(f"/proc/{pid}/task/{pid}/stat").read_text()
+    except OSError:
+        return 0
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return int(fields[11]) + int(fields[12])
+
+
 def _sum_metric(samples: dict[str, float], name: str) -> float:
     return sum(v for k, v in samples.items() if k.startswith(name + "{") or k == name)
 
@@ -210,7 +222,7 @@ async def run_conversation_step(target: Target, n: int, stagger_s: float, hold_s
     rss = [host.rss_mb()]
     log_offset = _log_size(host.log_path)
     metrics0 = await asyncio.to_thread(host.metrics)
-    cpu0 = host.cpu(redis.pid)
+    cpu0, loop0 = host.cpu(redis.pid), loop_ticks(host.pid)
     t0 = time.monotonic()
 
     async def line(k: int) -> None:
@@ -232,7 +244,7 @@ async def run_conversation_step(target: Target, n: int, stagger_s: float, hold_s
     sampler = asyncio.create_task(sample_rss())
     try:
         await asyncio.gather(*(line(k) for k in range(n)))
-        cpu1 = host.cpu(redis.pid)
+        cpu1, loop1 = host.cpu(redis.pid), loop_ticks(host.pid)
         step.seconds = time.monotonic() - t0
     finally:
         sampler.cancel()
@@ -261,6 +273,7 @@ async def run_conversation_step(target: Target, n: int, stagger_s: float, hold_s
     step.error_lines = [ln[:300] for ln in logged if ERROR_LINE.match(ln)]
     step.warning_lines = sum(1 for ln in logged if WARNING_LINE.match(ln))
     step.cpu = cpu_use(cpu0, cpu1)
+    step.cpu["host_loop"] = round(100 * (loop1 - loop0) / os.sysconf("SC_CLK_TCK") / (cpu1.at - cpu0.at), 1)
     step.rss_peak_mb = max(rss)
     step.rss_per_call_mb = (step.rss_peak_mb - target.idle_rss_mb) / n
     return step
