@@ -12,7 +12,7 @@ from media_host.channel import CallInfo
 from media_host.engines.base import Engines
 from media_host.pipelines import Pipeline
 from media_host.pipelines.cascade import CascadePipeline
-from media_host.pipelines.cascade.pipeline import RESUMED
+from media_host.pipelines.cascade.conversation import RESUMED
 from media_host.server import MediaHost
 from media_host.transports.acs import AcsAdapter
 from switchboard.session_models import Speaker, Turn

@@ -70,6 +70,7 @@ greeting: "Back office."
 prompt_template: "You are the back office.{% if handoff %} {{ handoff.summary }}{% endif %}"
 handoffs: [front, mute]
 realtime: {voice: verse, turn_detection: {type: semantic_vad, eagerness: low}}
+replies: {resumed: "Back office again, sorry about the drop."}
 """,
     "agents/mute.yaml": """
 name: mute

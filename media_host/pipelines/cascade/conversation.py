@@ -14,6 +14,8 @@ from media_host.channel import CallChannel
 from media_host.engines.base import ChatMessage
 from switchboard.session_models import CallEvent, CallSession, CallState, HandoffRecord, Speaker, Turn
 
+RESUMED = "Sorry, you were cut off."  # said when a call comes back on a new socket; `replies.resumed` overrides it
+
 
 class Conversation:
     def __init__(self, call: CallChannel, state: CallState) -> None:
@@ -34,6 +36,18 @@ class Conversation:
         self.history: list[ChatMessage] = [
             ChatMessage(role="user" if t.speaker is Speaker.CALLER else "assistant", content=t.text)
             for t in state.turns if t.speaker is not Speaker.SYSTEM and t.text]
+
+    def resumed(self) -> bool:
+        """The caller already heard this call (a media host restarted, a socket broke): say sorry, not hello."""
+        return self.greeted and bool(self.history)
+
+    def unanswered(self) -> bool:
+        """The caller's last words never got an answer they heard."""
+        return bool(self.history) and self.history[-1].role == "user"
+
+    def apology(self) -> str:
+        template = self.agent.reply_templates.get("resumed")
+        return template.render() if template is not None else RESUMED
 
     # --- what the model and the tools see --------------------------------------------------------
     def variables(self) -> PromptVariables:

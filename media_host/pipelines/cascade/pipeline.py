@@ -49,7 +49,6 @@ PREROLL_FRAMES = 15  # 300 ms before the detected start, so the first syllable i
 ARRIVALS = 512  # frames of arrival times kept (10 s), to time speech boundaries
 DTMF_PAUSE_S = 2.0  # digits typed without '#' count as said after this pause
 TRANSFER_FAILED = "I'm sorry, I couldn't connect you just now. I'll keep helping you myself."
-RESUMED = "Sorry, you were cut off."  # the agent's `replies.resumed` overrides it
 
 
 class CascadePipeline:
@@ -231,10 +230,9 @@ class CascadeCall:
         """The line dropped (a media host died, a socket broke) and is back: apologise, then carry on.
         If the caller's last words never got an answer they heard, answer them now."""
         await self.conv.record_event("resumed", turns=len(self.conv.history))
-        unanswered = bool(self.conv.history) and self.conv.history[-1].role == "user"
-        apology = self.conv.agent.reply_templates.get("resumed")
+        unanswered = self.conv.unanswered()
         clock = TurnClock(speech_end=time.monotonic())
-        await self.responder.say(apology.render() if apology is not None else RESUMED)
+        await self.responder.say(self.conv.apology())
         if unanswered:
             await self._respond(clock)
 

@@ -203,7 +203,12 @@ class RealtimeCall:
         self.call.feed_event(CallerHungUp(reason))  # wakes the main loop to finish
 
     def _greet(self) -> None:
-        if self.conv.greeted or not self.link.connected:
+        if not self.link.connected:
+            return
+        if self.conv.greeted:  # a call already under way, on a new socket: no second greeting
+            if self.conv.resumed():
+                self.session.resume()
+                self.spawn(self.conv.record_event("resumed", turns=len(self.conv.history)))
             return
         greeting = self.conv.agent.render_greeting(self.conv.variables())
         if not greeting:

@@ -42,6 +42,15 @@ class SessionControl:
         self.link.send(self.dialect.response_create(self.instructions(
             f"{preface}Say exactly this to the caller, word for word, and nothing else: \"{text}\"")))
 
+    def resume(self) -> None:
+        """The call is back on a new socket (a media host restarted): the agent's apology word for word, then an
+        answer if the caller's last words had none."""
+        then = ("Then answer the caller's last words." if self.conv.unanswered()
+                else "Then stop and let the caller speak.")
+        self.link.send(self.dialect.response_create(self.instructions(
+            f"The line to the caller dropped and is back. Say exactly this to the caller, word for word: "
+            f"\"{self.conv.apology()}\" {then}")))
+
     def template(self, name: str, default: str) -> str:
         template = self.conv.agent.reply_templates.get(name)
         return template.render() if template is not None else default
