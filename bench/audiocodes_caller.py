@@ -17,16 +17,14 @@ import base64
 import contextlib
 import json
 import time
-from collections import deque
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from local_stack.acs_media import Track
+from local_stack.caller_speech import CallerSpeech, Track
 
 RATES = {"raw/lpcm16": 16000, "raw/lpcm16_24": 24000}
-FRAME_S = 0.02
 
 
 class AudioCodesCaller:
@@ -36,22 +34,18 @@ class AudioCodesCaller:
         self.conversation_id = conversation_id
         self.media_format = media_format
         self.rate = RATES[media_format]
-        self.frame_bytes = self.rate // 50 * 2
-        self.caller = Track()
+        self.speech = CallerSpeech(self.rate)
+        self.caller = self.speech.track
         self.agent = Track()
         self.stops: list[float] = []  # playStream.stop while the caller spoke (barge-ins)
         self.all_stops: list[float] = []  # every playStream.stop
         self.closed = asyncio.Event()
         self.close_code: int | None = None
         self.close_reason: str | None = None
-        self._pending: deque[bytes] = deque()
-        self._silence = bytes(self.frame_bytes)
         self._ws: ClientConnection | None = None
         self._sender: asyncio.Task[None] | None = None
         self._receiver: asyncio.Task[None] | None = None
         self._agent_audio = asyncio.Event()
-        self._drained = asyncio.Event()
-        self._drained.set()
 
     def _msg(self, kind: str, **fields: Any) -> str:
         return json.dumps({"type": kind, "conversationId": self.conversation_id, **fields})
@@ -90,31 +84,21 @@ class AudioCodesCaller:
     # --- caller -> host ---------------------------------------------------------------------------
     def say(self, pcm: bytes) -> float:
         """Queue the caller's speech (PCM16 at `rate`); returns how long it lasts, in seconds."""
-        pcm += bytes(-len(pcm) % self.frame_bytes)
-        self._pending.extend(pcm[i:i + self.frame_bytes] for i in range(0, len(pcm), self.frame_bytes))
-        if self._pending:
-            self._drained.clear()
-        return len(pcm) / (self.rate * 2)
+        return self.speech.say(pcm)
 
     async def spoken(self) -> None:
-        await self._drained.wait()
+        await self.speech.spoken()
 
     @property
     def speaking(self) -> bool:
-        return bool(self._pending)
+        return self.speech.speaking
 
     async def _send(self, ws: ClientConnection) -> None:
-        start = time.monotonic()
-        k = 0
+        async def send(frame: bytes, _silent: bool) -> None:
+            await ws.send(self._msg("userStream.chunk", audioChunk=base64.b64encode(frame).decode()))
+
         with contextlib.suppress(ConnectionClosed):
-            while True:
-                frame = self._pending.popleft() if self._pending else self._silence
-                if not self._pending:
-                    self._drained.set()
-                await ws.send(self._msg("userStream.chunk", audioChunk=base64.b64encode(frame).decode()))
-                self.caller.frames.append((time.monotonic(), frame))
-                k += 1
-                await asyncio.sleep(max(0.0, start + k * FRAME_S - time.monotonic()))  # never drift
+            await self.speech.stream(send)
 
     # --- host -> caller ---------------------------------------------------------------------------
     async def _receive(self, ws: ClientConnection) -> None:
@@ -134,8 +118,7 @@ class AudioCodesCaller:
             pass
         finally:
             self.close_code, self.close_reason = ws.close_code, ws.close_reason
-            self._pending.clear()
-            self._drained.set()
+            self.speech.cut()
             self.closed.set()
             self._agent_audio.set()
 

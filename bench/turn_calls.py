@@ -27,8 +27,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from local_stack.acs_media import AcsMediaClient, Track
+from local_stack.acs_media import AcsMediaClient
 from local_stack.caller import Line
+from local_stack.caller_speech import Track
 from switchboard.session_models import CallState, Speaker
 
 VOICED_DBFS = -60.0  # a frame louder than this (RMS) is speech; the synthesised lines' silence is -93 dBFS

@@ -13,20 +13,11 @@ import base64
 import contextlib
 import json
 import time
-from collections import deque
-from dataclasses import dataclass, field
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-FRAME_S = 0.02
-
-
-@dataclass
-class Track:
-    """Audio with the time (monotonic) each 20 ms frame was sent or received."""
-
-    frames: list[tuple[float, bytes]] = field(default_factory=list)
+from local_stack.caller_speech import CallerSpeech, Track
 
 
 class AcsMediaClient:
@@ -37,7 +28,8 @@ class AcsMediaClient:
         self.frame_bytes = rate // 50 * 2
         self.headers = headers or {}
         self.participant = participant
-        self.caller = Track()
+        self.speech = CallerSpeech(rate)
+        self.caller = self.speech.track
         self.agent = Track()
         self.stops: list[float] = []  # when each StopAudio arrived
         self.closed = asyncio.Event()  # the current socket closed (cleared by the next `connect`)
@@ -47,13 +39,9 @@ class AcsMediaClient:
         self.connected_at = 0.0  # when the current socket opened (monotonic)
         self.close_code: int | None = None
         self.close_reason: str | None = None
-        self._pending: deque[bytes] = deque()
-        self._silence = bytes(self.frame_bytes)
         self._ws: ClientConnection | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._agent_audio = asyncio.Event()
-        self._drained = asyncio.Event()  # set when everything the caller was to say has been sent
-        self._drained.set()
 
     async def __aenter__(self) -> AcsMediaClient:
         await self.connect()
@@ -91,21 +79,17 @@ class AcsMediaClient:
     # --- caller -> host ---------------------------------------------------------------------------
     def say(self, pcm: bytes) -> float:
         """Queue the caller's speech (PCM16 at `rate`); returns how long it lasts, in seconds."""
-        pcm += bytes(-len(pcm) % self.frame_bytes)
         if self.closed.is_set():
-            return len(pcm) / (self.rate * 2)  # said into a dead line: nobody hears it
-        self._pending.extend(pcm[i:i + self.frame_bytes] for i in range(0, len(pcm), self.frame_bytes))
-        if self._pending:
-            self._drained.clear()
-        return len(pcm) / (self.rate * 2)
+            return self.speech.seconds(pcm)  # said into a dead line: nobody hears it
+        return self.speech.say(pcm)
 
     async def spoken(self) -> None:
         """Until everything queued with `say` has gone out."""
-        await self._drained.wait()
+        await self.speech.spoken()
 
     @property
     def speaking(self) -> bool:
-        return bool(self._pending)
+        return self.speech.speaking
 
     async def send_dtmf(self, digits: str) -> None:
         if self._ws is None:
@@ -115,20 +99,13 @@ class AcsMediaClient:
                 await self._ws.send(json.dumps({"kind": "DtmfData", "dtmfData": {"data": digit}}))
 
     async def _send(self, ws: ClientConnection) -> None:
-        start = time.monotonic()
-        k = 0
+        async def send(frame: bytes, silent: bool) -> None:
+            await ws.send(json.dumps({"kind": "AudioData", "audioData": {
+                "data": base64.b64encode(frame).decode(), "timestamp": _iso_now(),
+                "participantRawID": self.participant, "silent": silent}}))
+
         with contextlib.suppress(ConnectionClosed):
-            while True:
-                frame = self._pending.popleft() if self._pending else self._silence
-                if not self._pending:
-                    self._drained.set()
-                message = {"kind": "AudioData", "audioData": {
-                    "data": base64.b64encode(frame).decode(), "timestamp": _iso_now(),
-                    "participantRawID": self.participant, "silent": frame is self._silence}}
-                await ws.send(json.dumps(message))
-                self.caller.frames.append((time.monotonic(), frame))
-                k += 1
-                await asyncio.sleep(max(0.0, start + k * FRAME_S - time.monotonic()))  # never drift
+            await self.speech.stream(send)
 
     # --- host -> caller ---------------------------------------------------------------------------
     async def _receive(self, ws: ClientConnection) -> None:
@@ -144,9 +121,7 @@ class AcsMediaClient:
             pass
         finally:
             self.close_code, self.close_reason = ws.close_code, ws.close_reason
-            # What the caller was still saying went down the dead line.
-            self._pending.clear()
-            self._drained.set()
+            self.speech.cut()  # what the caller was still saying went down the dead line
             self.closed.set()
             if not self.reconnects:
                 self.over.set()
