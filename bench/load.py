@@ -37,7 +37,7 @@ from typing import Any
 
 from bench.load_calls import ConvStep, Target, run_conversation_step, synthesise_voices
 from bench.load_ceiling import clean, report, run_ceiling, steps_json, summary, usable_cores
-from bench.media_load import DISTURBED_PCT, cpu_model, machine_busy_pct, wait_quiet
+from bench.media_load import DISTURBED_PCT, STEAL_NOTE_PCT, cpu_model, machine_busy_pct, wait_quiet
 from bench.stats import percentile
 from bench.turn_calls import QUIET_S, SCRIPT
 from bench.turn_latency import BUDGET_BARGE_IN_MS, BUDGET_TURN_MS, start_host
@@ -120,7 +120,7 @@ def conv_step(target: Target, n: int, args: argparse.Namespace) -> ConvStep:
 
 CONV_COLUMNS = [("N", 3), ("held", 5), ("conc", 4), ("turn p50", 8), ("p95", 5), ("p99", 5), ("barge p50", 9),
                 ("p95", 4), ("late", 5), ("host CPU%", 9), ("loop%", 5), ("peak MB", 7), ("MB/call", 7),
-                ("no reply", 8), ("sock err", 8), ("ERROR log", 9), ("other%", 6), ("", 4)]
+                ("no reply", 8), ("sock err", 8), ("ERROR log", 9), ("other%", 6), ("steal%", 6), ("", 4)]
 
 CONV_LEGEND = f"""columns:
   held        calls completed / started (completed: every line answered, barge-ins stopped the agent, no error)
@@ -137,6 +137,7 @@ CONV_LEGEND = f"""columns:
   no reply    lines the agent never answered; sock err: calls whose socket failed or was closed with an error
   ERROR log   ERROR/CRITICAL lines in the host's log during the step
   other%      CPU used meanwhile by processes that are not the host, Redis or this bench, % of one core
+  steal%      CPU the hypervisor took from this VM meanwhile (/proc/stat steal), % of one core
   verdict     ok: kept up; STOP: turn p95 > {STOP_P95_MS:.0f} ms, a line without reply or a failed call"""
 
 
@@ -155,7 +156,7 @@ def conv_row(s: ConvStep) -> str:
              _f(s.cpu.get("host", math.nan)), _f(s.cpu.get("host_loop", math.nan)), _f(s.rss_peak_mb),
              _f(s.rss_per_call_mb, 1), str(len(s.no_reply)),
              str(sum(c.socket_error is not None for c in s.calls)), str(len(s.error_lines)),
-             _f(s.cpu.get("other", math.nan)), "STOP" if over(s) else "ok"]
+             _f(s.cpu.get("other", math.nan)), _f(s.cpu.get("steal", math.nan)), "STOP" if over(s) else "ok"]
     return "  ".join(c.rjust(w) for c, (_, w) in zip(cells, CONV_COLUMNS, strict=True))
 
 
@@ -193,6 +194,8 @@ def conv_report(conv: dict[str, Any]) -> list[str]:
         if s.cpu.get("other", 0.0) > DISTURBED_PCT:
             lines.append(f"  N={s.n}: other processes used {s.cpu['other']:.0f}% of a core during the step: its "
                          "figures are pessimistic")
+        if s.cpu.get("steal", 0.0) > STEAL_NOTE_PCT:
+            lines.append(f"  N={s.n}: the hypervisor took {s.cpu['steal']:.0f}% of a core (steal) during the step")
         if s.retried:
             lines.append(f"  N={s.n}: measured twice; {s.retried}")
     if conv["host_exit_code"] not in (0, None):

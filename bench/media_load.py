@@ -66,6 +66,7 @@ DRAIN_S = 0.5  # after the window: the last echoes come back before the calls cl
 QUIET_PCT = 15.0  # before a step, wait for the machine to be less busy than this (% of one core)
 SATURATED_PCT = 90.0  # host CPU (% of a core) beyond which per-frame cost is no longer meaningful
 DISTURBED_PCT = 20.0  # other processes used more than this during a step: say its figures are skewed
+STEAL_NOTE_PCT = 5.0  # the hypervisor took more than this (% of a core): the host was stalled for it, say so
 TRANSPORTS = {
     # transport: (wire rate, media format offered, label)
     "acs": (24000, "", "ACS, 24 kHz PCM16"),
@@ -138,18 +139,20 @@ def proc_ticks(pid: int | None, kernel_only: bool = False) -> int:
     return stime if kernel_only else utime + stime
 
 
-def machine_jiffies() -> tuple[int, int]:
-    """(busy, total) jiffies summed over all CPUs since boot; idle and iowait are not busy."""
+def machine_jiffies() -> tuple[int, int, int, int]:
+    """(busy, total, steal, softirq) jiffies summed over all CPUs since boot; idle and iowait are not busy.
+    Steal is time the hypervisor gave this VM's CPUs to someone else; softirq is mostly loopback networking
+    (our own sockets): neither is another process's work, though both count as busy."""
     jiffies = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
     idle = jiffies[3] + jiffies[4]
-    return sum(jiffies) - idle, sum(jiffies)
+    return sum(jiffies) - idle, sum(jiffies), jiffies[7], jiffies[6]
 
 
 def machine_busy_pct(seconds: float) -> float:
     """How busy the whole machine is over `seconds`, in % of one core."""
-    busy0, total0 = machine_jiffies()
+    busy0, total0, *_ = machine_jiffies()
     time.sleep(seconds)
-    busy1, total1 = machine_jiffies()
+    busy1, total1, *_ = machine_jiffies()
     return 100 * (busy1 - busy0) / max(total1 - total0, 1) * (os.cpu_count() or 1)
 
 
@@ -172,6 +175,8 @@ class CpuSample:
     self_ticks: int  # this process
     machine_busy: int  # all CPUs, jiffies not idle/iowait
     machine_total: int
+    machine_steal: int = 0  # taken by the hypervisor
+    machine_softirq: int = 0
 
 
 class HostProcess:
@@ -247,9 +252,9 @@ class HostProcess:
         return int(match.group(1)) / 1024 if match else math.nan
 
     def cpu(self, redis_pid: int | None) -> CpuSample:
-        busy, total = machine_jiffies()
+        busy, total, steal, softirq = machine_jiffies()
         return CpuSample(time.monotonic(), proc_ticks(self.pid), proc_ticks(self.pid, kernel_only=True),
-                         proc_ticks(redis_pid), proc_ticks(os.getpid()), busy, total)
+                         proc_ticks(redis_pid), proc_ticks(os.getpid()), busy, total, steal, softirq)
 
     def stop(self, timeout: float = 30.0) -> int | None:
         if self.proc is None:
@@ -305,6 +310,7 @@ class Step:
     host_sys_pct: float = math.nan  # the kernel's part of host_cpu_pct
     redis_cpu_pct: float = math.nan
     other_cpu_pct: float = math.nan  # processes that are not the host, Redis or the bench (other work)
+    steal_pct: float = math.nan  # CPU the hypervisor took from this VM
     quiet_wait_s: float = 0.0
     host_rss_mb: float = math.nan
     rss_per_call_mb: float = math.nan
@@ -455,6 +461,8 @@ def summarize(step: Step, env: Env, cfg: Config, seen: Observed, results: list[d
     step.redis_cpu_pct = (cpu1.redis_ticks - cpu0.redis_ticks) * per_core
     total = max(cpu1.machine_total - cpu0.machine_total, 1)
     step.machine_busy_pct = 100 * (cpu1.machine_busy - cpu0.machine_busy) / total * (os.cpu_count() or 1)
+    step.steal_pct = 100 * (cpu1.machine_steal - cpu0.machine_steal) / total * (os.cpu_count() or 1)
+    softirq_pct = 100 * (cpu1.machine_softirq - cpu0.machine_softirq) / total * (os.cpu_count() or 1)
     step.host_rss_mb = seen.rss_mb
     step.rss_per_call_mb = (seen.rss_mb - env.idle_rss) / step.n
     for name, attr in (("switchboard_late_frames_total", "late_host"), ("switchboard_dropped_frames_total",
@@ -478,7 +486,7 @@ def summarize(step: Step, env: Env, cfg: Config, seen: Observed, results: list[d
     step.mismatched = sum(r["mismatched"] for r in results)
     step.client_cpu_pct = 100 * sum(r["cpu_s"] for r in results) / cfg.seconds
     ours = step.host_cpu_pct + step.redis_cpu_pct + step.client_cpu_pct + (cpu1.self_ticks - cpu0.self_ticks) * per_core
-    step.other_cpu_pct = max(0.0, step.machine_busy_pct - ours)
+    step.other_cpu_pct = max(0.0, step.machine_busy_pct - ours - step.steal_pct - softirq_pct)
     if latency.size:
         step.p50_ms, step.p99_ms, step.max_ms = (float(x) for x in np.percentile(latency, [50, 99, 100]))
     setup = np.concatenate([r["setup"] for r in results]) * 1000
@@ -524,7 +532,7 @@ def _display(path: Path) -> str:
 
 COLUMNS = [("N", 4), ("p50 ms", 6), ("p99 ms", 6), ("max ms", 6), ("late", 5), ("gaps", 5), ("lost", 4),
            ("held", 4), ("open p99", 8), ("host CPU%", 9), ("MB/call", 7), ("cli lag p99", 11), ("cli CPU%", 8),
-           ("other%", 6), ("", 4)]
+           ("other%", 6), ("steal%", 6), ("", 4)]
 
 
 LEGEND = """columns:
@@ -540,7 +548,9 @@ LEGEND = """columns:
   MB/call         (host RSS at N - idle RSS) / N
   cli lag p99     how late the clients themselves sent (ms after each frame's scheduled time)
   cli CPU%        all client processes, % of one core
-  other%          CPU used meanwhile by processes that are not the host, Redis or the bench, % of one core"""
+  other%          CPU used meanwhile by processes that are not the host, Redis or the bench, % of one core
+  steal%          CPU the hypervisor took from this VM meanwhile (/proc/stat steal), % of one core: the host
+                  cannot run when it wants to, whatever its own load"""
 
 
 def _fmt(value: float, digits: int = 2) -> str:
@@ -551,7 +561,7 @@ def table_row(step: Step) -> str:
     cells = [str(step.n), _fmt(step.p50_ms), _fmt(step.p99_ms), _fmt(step.max_ms), str(step.late_host),
              str(step.gaps), str(step.lost), str(step.held_frames), _fmt(step.open_p99_ms, 1),
              _fmt(step.host_cpu_pct, 1), _fmt(step.rss_per_call_mb, 3), _fmt(step.lag_p99_ms),
-             _fmt(step.client_cpu_pct, 1), _fmt(step.other_cpu_pct, 0),
+             _fmt(step.client_cpu_pct, 1), _fmt(step.other_cpu_pct, 0), _fmt(step.steal_pct, 0),
              "ok" if step.within_budget() else "MISS"]
     return "  ".join(c.rjust(w) for c, (_, w) in zip(cells, COLUMNS, strict=True))
 
@@ -601,6 +611,8 @@ def notes(steps: list[Step]) -> list[str]:
             out.append(f"N={s.n}: the host dropped {s.dropped_host} inbound frames (pipeline behind)")
         if s.host_errors:
             out.append(f"N={s.n}: host error counters rose: {s.host_errors}")
+        if s.steal_pct > STEAL_NOTE_PCT:
+            out.append(f"N={s.n}: the hypervisor took {s.steal_pct:.0f}% of a core (steal) during the step")
         if s.retried:
             out.append(f"N={s.n}: measured twice; {s.retried}")
         if s.other_cpu_pct > DISTURBED_PCT:

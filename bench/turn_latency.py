@@ -144,12 +144,16 @@ def cpu_use(a: CpuSample, b: CpuSample) -> dict[str, float]:
     hz = os.sysconf("SC_CLK_TCK")
     seconds = max(b.at - a.at, 1e-6)
     cores = os.cpu_count() or 1
-    machine = 100 * (b.machine_busy - a.machine_busy) / max(b.machine_total - a.machine_total, 1) * cores
+    def share(ticks_a: int, ticks_b: int) -> float:
+        return 100 * (ticks_b - ticks_a) / max(b.machine_total - a.machine_total, 1) * cores
+
+    machine = share(a.machine_busy, b.machine_busy)
+    steal, softirq = share(a.machine_steal, b.machine_steal), share(a.machine_softirq, b.machine_softirq)
     host = 100 * (b.host_ticks - a.host_ticks) / hz / seconds
     redis = 100 * (b.redis_ticks - a.redis_ticks) / hz / seconds
     bench = 100 * (b.self_ticks - a.self_ticks) / hz / seconds
-    return {"host": round(host, 1), "redis": round(redis, 1), "bench": round(bench, 1),
-            "other": round(max(0.0, machine - host - redis - bench), 1)}
+    return {"host": round(host, 1), "redis": round(redis, 1), "bench": round(bench, 1), "steal": round(steal, 1),
+            "other": round(max(0.0, machine - host - redis - bench - steal - softirq), 1)}
 
 
 def synthesise_lines(texts: Iterable[str]) -> dict[str, bytes]:
