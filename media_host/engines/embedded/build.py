@@ -180,9 +180,9 @@ async def load_selected(*, stt: bool, tts: str | None, vad_sample_rate: int = 16
         return None
 
     vad_factory, whisper, speech = await asyncio.gather(
-        asyncio.to_thread(get_vad_factory, vad_sample_rate),
-        asyncio.to_thread(get_whisper_stt, cpu_threads=stt_cpu_threads) if stt else nothing(),
-        asyncio.to_thread(get_tts, tts) if tts is not None else nothing(),
+        workers.load_in_background(get_vad_factory, vad_sample_rate),
+        workers.load_in_background(get_whisper_stt, cpu_threads=stt_cpu_threads) if stt else nothing(),
+        workers.load_in_background(get_tts, tts) if tts is not None else nothing(),
     )
     if warm:
         await warm_up(whisper, speech)
