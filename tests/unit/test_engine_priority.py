@@ -43,3 +43,21 @@ async def test_threads_a_model_starts_while_loading_inherit_the_low_priority() -
     assert await workers.load_in_background(load) == "model"
     assert seen == {"loader": lowered(base), "started": lowered(base)}
     assert nice() == base
+
+
+async def test_a_thread_started_from_an_engine_thread_is_not_lowered_twice() -> None:
+    base = nice()
+
+    def nested() -> int:  # a loader thread (already lowered) starts a thread that lowers itself, as a pool's does
+        inner: dict[str, int] = {}
+
+        def child() -> None:
+            workers.lower_priority()
+            inner["nice"] = nice()
+
+        worker = threading.Thread(target=child)
+        worker.start()
+        worker.join()
+        return inner["nice"]
+
+    assert await workers.load_in_background(nested) == lowered(base)

@@ -72,7 +72,10 @@ def lower_priority() -> None:
         return
     tid = threading.get_native_id()
     with contextlib.suppress(OSError):  # not allowed here: engines then share the loop's priority
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + ENGINE_NICE))
+        # Relative to the main thread's (the process id's), so a pool started from a loader thread is not lowered twice.
+        target = min(19, os.getpriority(os.PRIO_PROCESS, os.getpid()) + ENGINE_NICE)
+        if os.getpriority(os.PRIO_PROCESS, tid) < target:
+            os.setpriority(os.PRIO_PROCESS, tid, target)
 
 
 async def load_in_background(fn: Callable[..., T], *args: object, **kwargs: object) -> T:
