@@ -1,4 +1,5 @@
-"""docs/security.md lists every endpoint the code serves, each once, with its methods and key level.
+"""docs/security.md lists every endpoint the code serves, each once, with its methods and key level,
+and the README's short list (what protects each) names the same endpoints.
 
 The routes come from the code, not from a second list: the Functions host's index of function_app
 (httpTrigger routes, methods and authLevel; Event Grid triggers; the Durable extension's webhook), and
@@ -9,6 +10,7 @@ the media host's route table (HTTP routes, softphone files, the transports' WebS
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from agents import AgentLibrary
 from media_host.main import ADAPTERS
@@ -23,22 +25,25 @@ from tests.conftest import TEST_SECRET
 from tests.functions_index import indexed
 
 DOC = PROJECT_ROOT / "docs" / "security.md"
+README = PROJECT_ROOT / "README.md"
 # Routes that may be open: they carry no call data. Any other route claiming "nothing" fails the test.
 OPEN = {"/api/health", "/health", "/ready", "/", "/static/<file>", "/api/v1/realtime/scenarios"}
 KEYS = {"ANONYMOUS": "anonymous", "FUNCTION": "function", "ADMIN": "admin"}
 
 
-def tables() -> list[dict[str, list[str]]]:
-    """Each Markdown table of the doc whose first column is `endpoint`: endpoint -> its other cells."""
+def tables(doc: Path = DOC, second: str | None = None) -> list[dict[str, list[str]]]:
+    """Each Markdown table of `doc` whose first column is `endpoint` (and second `second`, if given):
+    endpoint -> its other cells."""
     found: list[dict[str, list[str]]] = []
     current: dict[str, list[str]] | None = None
-    for line in DOC.read_text().splitlines():
+    for line in doc.read_text().splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")] if line.startswith("|") else None
         if cells is None:
             current = None
         elif cells[0] == "endpoint":
-            current = {}
-            found.append(current)
+            current = {} if second is None or cells[1] == second else None
+            if current is not None:
+                found.append(current)
         elif current is not None and not set(cells[0]) <= set("-: "):
             [endpoint] = re.findall(r"`([^`]+)`", cells[0])
             assert endpoint not in current, f"{endpoint} is listed twice"
@@ -89,4 +94,14 @@ def test_every_media_host_route_is_listed_with_its_kind() -> None:
     for endpoint, kind in expected.items():
         listed_kind, protected_by, _limits = media[endpoint]
         assert listed_kind == kind, endpoint
+        assert protected_by.startswith("nothing") == (endpoint in OPEN), endpoint
+
+
+def test_the_readme_says_what_protects_every_endpoint() -> None:
+    [listed] = tables(README, second="served by")  # (the media host's section has a table of its own)
+    expected = {**dict.fromkeys(function_routes(), "Function App"), **dict.fromkeys(media_routes(), "media host")}
+    assert set(listed) == set(expected), "the README's endpoint list and the code differ"
+    for endpoint, served_by in expected.items():
+        listed_by, protected_by = listed[endpoint]
+        assert listed_by == served_by, endpoint
         assert protected_by.startswith("nothing") == (endpoint in OPEN), endpoint
