@@ -18,9 +18,9 @@ One pool per kind of work, shared by every call of the process:
 Engine threads run at a lower CPU priority than the event loop (nice +10, Linux): the loop's work is
 small but due every 20 ms, the engines' is large but can wait a few milliseconds. With equal priority,
 two Whisper decodes (4 threads) on 2 cores kept the loop waiting for a core, and 5-6% of agent frames
-went out more than 10 ms late at 12 calls; with the engines reniced, 0.3% (`make bench-load`). Threads a
-library starts inherit the nice value of the thread that starts them, so the models are also loaded in
-low-priority threads (`load_in_background`).
+went out more than 10 ms late at 12 calls; with the engines' threads lowered, 0.5-2% (`make bench-load`).
+Threads a library starts inherit the nice value of the thread that starts them, so the models are also
+loaded in low-priority threads (`load_in_background`).
 
 Pools are created on first use. `configure()` may change the sizes before that (e.g. from
 settings); `shutdown()` at process exit.
