@@ -3,6 +3,11 @@ session from the fixture payloads, streams caller audio, and collects what the b
 
 Used by the contract tests and the benchmarks. Every message the bot sends is kept in order in
 `messages`, except `playStream.chunk`, whose audio is kept per stream in `streams` (wire bytes).
+
+What VAIC sends is what AudioCodes documents (DTMF as an event named `DTMF`, receive-dtmf.htm; see
+media_host/transports/audiocodes.py for the pages). What the bot sends is held to the same documents:
+a message type or event name AudioCodes does not define, or a command VAIC would ignore, is recorded
+in `violations`, and leaving the client with any fails the test.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -26,6 +32,43 @@ from tests.media_harness import AUDIOCODES_TOKEN
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "payloads"
 RATES = {"raw/lpcm16_24": 24000, "raw/lpcm16": 16000, "raw/lpcm16_8": 8000, "raw/mulaw": 8000}
+
+
+# Bot -> VAIC message types: BotToVaicMessageName in AudioCodes' SDK (github.com/audiocodes/ac-bot-api,
+# src/websocket/types.ts), and the answer to Live Hub's connection.validate.
+BOT_MESSAGE_TYPES = frozenset({
+    "session.accepted", "session.error", "activities", "userStream.started", "userStream.stopped",
+    "userStream.speech.hypothesis", "userStream.speech.recognition", "userStream.speech.started",
+    "userStream.speech.stopped", "userStream.speech.committed", "playStream.start", "playStream.chunk",
+    "playStream.stop", "connection.validated"})
+# BotActivityEventName in the same file, and `handover` (call-transfer.htm: a synonym of transfer).
+BOT_EVENT_NAMES = frozenset({
+    "hangup", "transfer", "handover", "config", "playUrl", "startRecognition", "stopRecognition", "sendMetaData",
+    "startCallRecording", "stopCallRecording", "pauseCallRecording", "resumeCallRecording", "abortPrompts",
+    "expectAnotherBotMessage", "sendDtmf", "speakerVerificationCreateSpeaker",
+    "speakerVerificationGetSpeakerStatus", "speakerVerificationDeleteSpeaker", "speakerVerificationEnroll",
+    "speakerVerificationVerify"})
+# sending_dtmf_digits.htm: "only digits, *, and/or #, ... up to 20 characters", else the event is ignored.
+SEND_DTMF_DIGITS = re.compile(r"[0-9*#]{1,20}")
+
+
+def violations_in(doc: dict[str, Any]) -> list[str]:
+    """What in one bot message VAIC would not understand or would ignore."""
+    kind = doc.get("type")
+    if kind not in BOT_MESSAGE_TYPES:
+        return [f"unknown message type {kind!r}"]
+    found = []
+    for activity in doc.get("activities", []) if kind == "activities" else []:
+        if activity.get("type") != "event":
+            continue
+        name, params = activity.get("name"), activity.get("activityParams") or {}
+        if name not in BOT_EVENT_NAMES:
+            found.append(f"unknown event {name!r}")
+        elif name == "sendDtmf" and not SEND_DTMF_DIGITS.fullmatch(str(params.get("dtmfDigits", ""))):
+            found.append("sendDtmf without valid activityParams.dtmfDigits (VAIC ignores it)")
+        elif name in ("transfer", "handover") and not params.get("transferTarget"):
+            found.append(f"{name} without activityParams.transferTarget")
+    return found
 
 
 def payload(name: str, **overrides: Any) -> dict[str, Any]:
@@ -52,6 +95,7 @@ class AudioCodesClient:
         self.conversation_id = conversation_id or f"conv-{uuid.uuid4()}"
         self.media_format: str | None = None
         self.messages: list[dict[str, Any]] = []
+        self.violations: list[str] = []  # what the bot sent that VAIC would not act on
         self.streams: dict[str, PlayStream] = {}
         self.chunk_arrival: list[float] = []  # monotonic time of every playStream.chunk
         self.close_code: int | None = None
@@ -68,11 +112,13 @@ class AudioCodesClient:
         self._reader = asyncio.create_task(self._read())
         return self
 
-    async def __aexit__(self, *exc: object) -> None:
+    async def __aexit__(self, exc_type: object = None, *exc: object) -> None:
         if self.ws is not None:
             await self.ws.close()
         if self._reader is not None:
             await asyncio.gather(self._reader, return_exceptions=True)
+        if exc_type is None and self.violations:
+            raise AssertionError(f"the bot sent what VAIC would not act on: {self.violations}")
 
     async def _read(self) -> None:
         assert self.ws is not None
@@ -88,6 +134,8 @@ class AudioCodesClient:
 
     def _on_message(self, doc: dict[str, Any]) -> None:
         kind = doc.get("type")
+        if kind != "playStream.chunk":  # per frame: formatted by the bot from a fixed template
+            self.violations += violations_in(doc)
         if kind == "playStream.chunk":
             stream = self.streams[doc["streamId"]]
             stream.audio += base64.b64decode(doc["audioChunk"])

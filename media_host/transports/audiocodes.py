@@ -9,6 +9,13 @@ no separate control plane.
 
 The session is created here (there is no incoming-call webhook for AudioCodes): the conversation id
 is the call id, the scenario is the one `botName` names, else the default.
+
+Names as AudioCodes documents them, under techdocs.audiocodes.com/voice-ai-connect/Content/: message
+types in Bot-API/ac-bot-api-streaming.htm and AudioCodes' SDK (github.com/audiocodes/ac-bot-api,
+src/websocket/types.ts); events in VAIG_Combined/: call-initiation.htm (`start`), receive-dtmf.htm
+(`DTMF`, digits in `value`), transfer-status.htm, hangup.htm (`hangupReason`), call-transfer.htm,
+sending_dtmf_digits.htm (`sendDtmf`, `dtmfDigits`). `connection.validate` is in neither: as answered by
+github.com/deepgram/deepgram-audiocodes-bridge (audiocodes_handler.py).
 """
 
 from __future__ import annotations
@@ -274,14 +281,14 @@ class AudioCodesAdapter(WireAdapter):
         return data
 
     async def _on_activity(self, activity: wire.Activity, channel: CallChannel) -> None:
-        name = activity.name or ""
-        if activity.type != "event":
+        name = wire.event_name(activity)
+        if name is None:
             self._log_once(f"activity:{activity.type[:40]}", "ignoring %r activity", activity.type[:40])
-        elif name == "dtmf":
+        elif name == wire.EVENT_DTMF.casefold():
             digits = str(activity.value or "").strip()[:32]
             if digits:
                 channel.feed_event(DtmfReceived(digits))
-        elif name == "transferStatus":
+        elif name == wire.EVENT_TRANSFER_STATUS.casefold():
             try:
                 status = wire.TransferStatus.model_validate(activity.value)
             except ValidationError:
@@ -289,7 +296,7 @@ class AudioCodesAdapter(WireAdapter):
                 return
             detail = ": ".join(x for x in (status.reason_code, status.reason) if x)
             channel.feed_event(TransferStatusReceived(status.status, detail[:200]))
-        elif name == "start":
+        elif name == wire.EVENT_START:
             await self._on_start(activity)
         else:
             self._log_once(f"event:{name[:40]}", "ignoring activity event %r", name[:40])
@@ -365,7 +372,10 @@ class AudioCodesAdapter(WireAdapter):
             log.info("transferring", extra={"transport": self.transport, "target": mask_phone(event.target)})
             await self.ws.send(wire.transfer_activity(event.target, event.reason))
         elif isinstance(event, SendDtmf):
-            await self.ws.send(wire.send_dtmf_activity(event.digits))
+            try:
+                await self.ws.send(wire.send_dtmf_activity(event.digits))
+            except ValueError:  # VAIC would ignore it without a word: say so here
+                log.warning("not sending DTMF digits VAIC would ignore", extra={"transport": self.transport})
 
     # --- ending --------------------------------------------------------------------------------
     async def _send_error(self, reason: str) -> None:

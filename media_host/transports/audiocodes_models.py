@@ -1,4 +1,4 @@
-"""The AudioCodes VoiceAI Connect Bot API messages (protocols.md section 4), parsed once at the edge.
+"""The AudioCodes VoiceAI Connect Bot API messages, parsed once at the edge (sources: audiocodes.py).
 
 Inbound JSON is validated in one pass into one of the models below, chosen by its `type`; a type we
 do not know becomes `UnknownMessage` (ignored by the adapter, not an error). Unknown fields are
@@ -9,6 +9,7 @@ ones are formatted, not serialised.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -120,6 +121,21 @@ class UnknownMessage(_Wire):
     conversation_id: str | None = None
 
 
+# Inbound activity event names as the docs spell them ("receive DTMF" shows "DTMF", the only upper-case
+# one). The docs never say whether VAIC's names are case-sensitive, and AudioCodes' own mock bot sends
+# `"type": "Event"`: we compare case-insensitively (`event_name`), and send names exactly as documented.
+EVENT_START: Final = "start"
+EVENT_DTMF: Final = "DTMF"
+EVENT_TRANSFER_STATUS: Final = "transferStatus"
+
+
+def event_name(activity: Activity) -> str | None:
+    """The event's name folded for comparison with the EVENT_* names (casefolded too); None if no event."""
+    if activity.type.casefold() != "event":
+        return None
+    return (activity.name or "").casefold()
+
+
 class TransferStatus(_Wire):
     """The `value` of a `transferStatus` activity."""
 
@@ -219,8 +235,15 @@ def transfer_activity(target: str, reason: str) -> str:
     return message("activities", activities=[_event("transfer", params)])
 
 
+# "Sending DTMF digits": only digits, * and #, up to 20; VAIC ignores a sendDtmf with anything else.
+DTMF_DIGITS: Final = re.compile(r"[0-9*#]{1,20}")
+
+
 def send_dtmf_activity(digits: str) -> str:
-    return message("activities", activities=[_event("sendDtmf", {"dtmf": digits})])
+    """`sendDtmf` with `activityParams.dtmfDigits`; raises ValueError for digits VAIC would ignore."""
+    if not DTMF_DIGITS.fullmatch(digits):
+        raise ValueError("DTMF digits must be 1-20 of 0-9, * and #")
+    return message("activities", activities=[_event("sendDtmf", {"dtmfDigits": digits})])
 
 
 def transfer_target(target: str) -> str:

@@ -132,6 +132,40 @@ async def test_hash_hangs_up_and_the_socket_closes_normally(redis_url: str) -> N
         assert vaic.received("session.error") == []
 
 
+# https://techdocs.audiocodes.com/voice-ai-connect/Content/VAIG_Combined/receive-dtmf.htm (AudioCodes Bot API)
+DOCUMENTED_DTMF = {"type": "event", "name": "DTMF", "value": "123"}
+
+
+@pytest.mark.parametrize("name", ["DTMF", "dtmf"])  # as documented; the case is not significant (audiocodes.py)
+async def test_dtmf_as_vaic_sends_it_reaches_the_pipeline(redis_url: str, name: str) -> None:
+    async with ac_host(redis_url) as host, streaming_call(host) as vaic:
+        # The documented activity, as is but for the digits: echo hangs up on "#" (1, 2, 3 do nothing).
+        await vaic.send({"type": "activities", "conversationId": vaic.conversation_id,
+                         "activities": [DOCUMENTED_DTMF | {"name": name}, DOCUMENTED_DTMF | {"name": name,
+                                                                                               "value": "#"}]})
+        params = check_activity(await vaic.expect("activities"), "hangup")
+        assert params == {"hangupReason": "caller pressed #"}
+        assert await vaic.closed() == (1000, "call ended")
+        assert errors(host) == {}
+
+
+async def test_dtmf_digits_vaic_would_ignore_are_not_sent(redis_url: str) -> None:
+    class Scripted(EchoPipeline):
+        async def run(self, call: CallChannel) -> None:
+            for digits in ("12A", "", "1" * 21, "*0#"):
+                call.send(SendDtmf(digits))
+            await super().run(call)
+
+    async with ac_host(redis_url, pipelines=lambda _info: Scripted()) as host:
+        assert host.port is not None
+        async with AudioCodesClient(host.port) as vaic:
+            await vaic.initiate()
+            assert check_activity(await vaic.expect("activities"), "sendDtmf") == {"dtmfDigits": "*0#"}
+            await vaic.end()
+            await vaic.closed()
+        assert len(vaic.received("activities")) == 1
+
+
 async def test_barge_in_stops_the_play_stream_at_once(redis_url: str) -> None:
     async with ac_host(redis_url, pipelines=echo_pipelines(prompt_ms=2000)) as host, \
             streaming_call(host, ["raw/lpcm16_24"]) as vaic:
@@ -225,7 +259,8 @@ async def test_pipeline_events_have_the_documented_shape(redis_url: str) -> None
             await vaic.initiate()
             for name in ("started", "stopped", "committed", "hypothesis", "recognition"):
                 assert await vaic.expect(f"userStream.speech.{name}") == payload(f"user_stream_speech_{name}")
-            assert check_activity(await vaic.expect("activities"), "sendDtmf") == {"dtmf": "12"}
+            # "Sending DTMF digits": the digits go in activityParams.dtmfDigits (VAIC ignores anything else).
+            assert check_activity(await vaic.expect("activities"), "sendDtmf") == {"dtmfDigits": "12"}
             transfer = check_activity(await vaic.expect("activities"), "transfer")
             assert transfer == {"transferTarget": "sip:agent@example.com"}
 
