@@ -79,10 +79,16 @@ def media_streaming(worker: Worker, call_id: str) -> Any:
         StreamingTransportType,
     )
 
+    # enable_dtmf_tones: without it ACS streams no DtmfData (keys never reach the pipelines). "When DTMF is
+    # enabled Azure Communication Services sends a DtmfData type": ACS audio streaming quickstart,
+    # learn.microsoft.com/azure/communication-services/how-tos/call-automation/audio-streaming-quickstart;
+    # sent as mediaStreamingOptions.enableDtmfTones (azure-communication-callautomation 1.6.0,
+    # _generated/models WebSocketMediaStreamingOptions). Start-media-streaming takes no options: ACS reuses these.
     return MediaStreamingOptions(
         transport_url=media_url(worker, call_id), transport_type=StreamingTransportType.WEBSOCKET,
         content_type=MediaStreamingContentType.AUDIO, audio_channel_type=MediaStreamingAudioChannelType.MIXED,
-        start_media_streaming=True, enable_bidirectional=True, audio_format=AudioFormat.PCM24_K_MONO)
+        start_media_streaming=True, enable_bidirectional=True, audio_format=AudioFormat.PCM24_K_MONO,
+        enable_dtmf_tones=True)
 
 
 def session_input(worker: Worker, session: CallSession) -> dict[str, Any]:

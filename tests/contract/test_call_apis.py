@@ -73,7 +73,7 @@ async def test_placing_a_call_creates_it_at_acs_with_media_and_starts_its_sessio
         "operationContext": "outbound",
         "mediaStreamingOptions": {"transportType": "websocket", "contentType": "audio", "audioChannelType": "mixed",
                                   "startMediaStreaming": True, "enableBidirectional": True,
-                                  "audioFormat": "pcm24KMono",
+                                  "audioFormat": "pcm24KMono", "enableDtmfTones": True,
                                   "transportUrl": f"{MEDIA_URL}/api/v1/media/stream?token={media_token}"},
     }
     h.store.verify_token(callback_token, Purpose.CALLBACK, call_id)

@@ -13,7 +13,11 @@ from typing import Any
 
 import pytest
 from azure.core.exceptions import HttpResponseError
+from websockets.asyncio.server import ServerConnection, serve
 
+from local_stack.acs import MediaOffer
+from local_stack.acs_media import AcsMediaClient
+from media_host.transports.acs_models import InboundMessage
 from orchestrations.models import CallSessionInput
 from switchboard.session_models import CallStatus
 from switchboard.tokens import Purpose
@@ -30,8 +34,11 @@ from tests.functions_harness import (
     reply_json,
 )
 
+# enableDtmfTones: ACS streams DtmfData only when asked ("When DTMF is enabled Azure Communication Services sends
+# a DtmfData type": learn.microsoft.com/azure/communication-services/how-tos/call-automation/audio-streaming-quickstart)
 MEDIA_STREAMING = {"transportType": "websocket", "contentType": "audio", "audioChannelType": "mixed",
-                   "startMediaStreaming": True, "enableBidirectional": True, "audioFormat": "pcm24KMono"}
+                   "startMediaStreaming": True, "enableBidirectional": True, "audioFormat": "pcm24KMono",
+                   "enableDtmfTones": True}
 
 
 def expected_input(h: Harness, call_id: str, call_connection_id: str, scenario_name: str) -> dict[str, Any]:
@@ -80,6 +87,47 @@ async def test_an_incoming_call_is_answered_with_media_and_its_session_started(h
     assert start.body == expected_input(h, call_id, answer.call_connection_id or "", "banking")
     CallSessionInput.model_validate(start.body)  # what the orchestration will parse
     assert h.durable.instances[call_id].input == start.body
+
+
+async def test_a_key_pressed_on_an_answered_call_reaches_the_media_socket(harness: Harness) -> None:
+    """The answer asks for DTMF, so the local ACS (which streams DtmfData only then) delivers a `#` to the
+    socket at the transportUrl: here a stand-in for the media host, as MEDIA_URL is not served."""
+    h = harness
+    received: list[InboundMessage] = []
+    pressed, errors = asyncio.Event(), list[BaseException]()
+
+    async def media_host(ws: ServerConnection) -> None:
+        async for message in ws:
+            received.append(InboundMessage.model_validate_json(message))  # as the media host's ACS adapter parses
+            if received[-1].kind == "DtmfData":
+                pressed.set()
+
+    async with serve(media_host, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+
+        async def caller(offer: MediaOffer) -> None:
+            media = AcsMediaClient.for_offer(offer)
+            await media.connect(f"ws://127.0.0.1:{port}/api/v1/media/stream", offer.headers)
+            try:
+                await media.send_dtmf("#")
+            except Exception as exc:  # the key never left the phone: say why instead of timing out
+                errors.append(exc)
+                pressed.set()
+            await offer.ended.wait()
+            await media.disconnect()
+
+        h.acs.media.connector = caller
+        _, connection = await h.answered_call()
+        assert await h.acs.post_callback(connection, "CallConnected") == 200
+        assert await h.acs.post_callback(connection, "MediaStreamingStarted") == 200  # ACS opens the socket
+        await asyncio.wait_for(pressed.wait(), 5)
+        h.acs.caller_hangs_up(connection)
+    assert errors == []
+    assert received[0].kind == "AudioMetadata"
+    assert received[0].audio_metadata is not None
+    assert received[0].audio_metadata.sample_rate == 24000  # pcm24KMono, as the answer asked
+    [key] = [m.dtmf_data for m in received if m.dtmf_data is not None]
+    assert key.data == "#"
 
 
 async def test_calls_are_routed_by_the_called_number_and_unknown_numbers_get_the_default(
