@@ -4,6 +4,12 @@ caller's audio at real-time pace (silence when they say nothing), and records bo
 Given the call's `over` event, the client outlives its socket: after a drop, `connect` opens the next
 one (a media restart) and the same caller carries on, with both recordings continuing. Without it, the
 socket closing is the end of the call.
+
+`for_offer` streams as the call's mediaStreamingOptions asked (the ACS audio streaming quickstart,
+learn.microsoft.com/azure/communication-services/how-tos/call-automation/audio-streaming-quickstart):
+the sample rate of audioFormat (PCM 16K mono unless 24K was asked), DtmfData only with enableDtmfTones,
+and the app's AudioData played to the caller only with enableBidirectional. A client built directly
+(no local ACS call behind it) streams as this app's own answer asks: 24 kHz, DTMF and bidirectional.
 """
 
 from __future__ import annotations
@@ -17,13 +23,23 @@ import time
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from local_stack.acs.media import MediaOffer
 from local_stack.caller_speech import CallerSpeech, Track
+
+
+class DtmfNotStreamed(RuntimeError):
+    """A key pressed on a call whose media streaming did not ask for DTMF: ACS would send nothing."""
 
 
 class AcsMediaClient:
     def __init__(self, url: str, *, rate: int = 24000, headers: dict[str, str] | None = None,
-                 participant: str = "4:+14255550123", over: asyncio.Event | None = None) -> None:
+                 participant: str = "4:+14255550123", over: asyncio.Event | None = None,
+                 dtmf_tones: bool = True, bidirectional: bool = True, subscription_id: str = "local") -> None:
         self.url = url
+        self.dtmf_tones = dtmf_tones
+        self.bidirectional = bidirectional
+        self.subscription_id = subscription_id
+        self.unplayed = 0  # the app's audio messages dropped because the call is not bidirectional
         self.rate = rate
         self.frame_bytes = rate // 50 * 2
         self.headers = headers or {}
@@ -42,6 +58,16 @@ class AcsMediaClient:
         self._ws: ClientConnection | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._agent_audio = asyncio.Event()
+
+    @classmethod
+    def for_offer(cls, offer: MediaOffer) -> AcsMediaClient:
+        """The caller's end of the socket the local ACS offers, streaming as the call asked."""
+        call, options = offer.call, offer.call.media_streaming
+        assert options is not None, "ACS offers a media socket only to a call with mediaStreamingOptions"
+        participant = call.targets[0].get("rawId", "") if call.targets else ""
+        return cls(offer.url, rate=options.sample_rate, headers=offer.headers, participant=participant or "",
+                   over=call.over, dtmf_tones=options.dtmf_tones, bidirectional=options.bidirectional,
+                   subscription_id=call.subscription_id)
 
     async def __aenter__(self) -> AcsMediaClient:
         await self.connect()
@@ -62,7 +88,7 @@ class AcsMediaClient:
         self.close_code = self.close_reason = None
         self.sockets += 1
         await ws.send(json.dumps({"kind": "AudioMetadata", "audioMetadata": {
-            "subscriptionId": "local", "encoding": "PCM", "sampleRate": self.rate, "channels": 1,
+            "subscriptionId": self.subscription_id, "encoding": "PCM", "sampleRate": self.rate, "channels": 1,
             "length": self.frame_bytes}}))
         self._tasks = [asyncio.create_task(self._send(ws)), asyncio.create_task(self._receive(ws))]
 
@@ -92,6 +118,11 @@ class AcsMediaClient:
         return self.speech.speaking
 
     async def send_dtmf(self, digits: str) -> None:
+        """Press keys: one DtmfData per digit. DtmfNotStreamed when the call did not ask for DTMF (ACS
+        would stream none, and a test pressing keys there would wait for nothing)."""
+        if not self.dtmf_tones:
+            raise DtmfNotStreamed("the call's mediaStreamingOptions did not set enableDtmfTones: "
+                                  "ACS streams no DtmfData on this socket")
         if self._ws is None:
             return  # keys pressed with no media socket reach nobody
         with contextlib.suppress(ConnectionClosed):
@@ -112,7 +143,9 @@ class AcsMediaClient:
         try:
             async for message in ws:
                 doc = json.loads(message)
-                if doc.get("Kind") == "AudioData":
+                if doc.get("Kind") in ("AudioData", "StopAudio") and not self.bidirectional:
+                    self.unplayed += 1  # ACS plays the app's audio only with enableBidirectional
+                elif doc.get("Kind") == "AudioData":
                     self.agent.frames.append((time.monotonic(), base64.b64decode(doc["AudioData"]["Data"])))
                     self._agent_audio.set()
                 elif doc.get("Kind") == "StopAudio":

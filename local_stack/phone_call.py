@@ -129,7 +129,7 @@ class PhoneCall:
         assert self.result is not None
         media = self.result.media
         if media is None:
-            media = self.result.media = AcsMediaClient(offer.url, headers=offer.headers, over=offer.call.over)
+            media = self.result.media = AcsMediaClient.for_offer(offer)  # streams as the call asked
             self._conversation = asyncio.create_task(self._converse(media, offer.call), name="caller")
         elif media.sockets:
             self._say("media restart: ACS opens the socket again, the caller still on the line")

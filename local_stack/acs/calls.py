@@ -12,10 +12,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from local_stack.acs.incoming import identifier
+from local_stack.acs.models import StreamingOptions
 
 Json = dict[str, Any]
 EVENT_PREFIX = "Microsoft.Communication."
 EVENT_VERSION = "2024-09-15"  # what live callbacks carry in data.version
+STREAM_URL_MISSING = "streamUrlMissing"  # mediaStreamingStatusDetails when there is nowhere to stream to
 _OK = {"code": 200, "subCode": 0, "message": "Action completed successfully."}
 
 
@@ -46,6 +48,16 @@ DEFAULT_DATA: dict[str, Json] = {
 }
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """A callback POST: the CloudEvents array sent, and the app's status (None: could not connect)."""
+
+    event_type: str
+    url: str
+    body: list[Json]
+    status: int | None
+
+
 @dataclass
 class Call:
     """One call connection as the local ACS sees it."""
@@ -62,7 +74,7 @@ class Call:
     answered_for: Json | None = None
     source_caller_id_number: Json | None = None
     incoming_call_context: str | None = None
-    media_streaming: Json | None = None  # mediaStreamingOptions as requested (transportUrl is where media goes)
+    media_streaming: StreamingOptions | None = None  # mediaStreamingOptions as requested, parsed by the SDK model
     media_state: str = "inactive"  # inactive | active
     transcription: Json | None = None
     subscription_id: str = field(default_factory=lambda: str(uuid.uuid4()))
@@ -75,7 +87,7 @@ class Call:
 
     @property
     def media_transport_url(self) -> str | None:
-        return None if self.media_streaming is None else self.media_streaming.get("transportUrl")
+        return None if self.media_streaming is None else self.media_streaming.transport_url
 
     @property
     def participants(self) -> list[Json]:
@@ -95,7 +107,7 @@ class Call:
         if self.media_streaming is not None:
             props["mediaStreamingSubscription"] = {
                 "id": self.subscription_id, "state": self.media_state,
-                "subscribedContentTypes": [self.media_streaming.get("contentType", "audio")]}
+                "subscribedContentTypes": [self.media_streaming.content_type]}
         if self.transcription is not None:
             props["transcriptionSubscription"] = {"id": self.subscription_id, "state": "inactive",
                                                   "locale": self.transcription.get("locale", "en-US")}
@@ -122,6 +134,14 @@ def media_failed(details: str) -> Json:
     name = details[:1].upper() + details[1:]
     return {"mediaStreamingUpdate": _streaming("mediaStreamingFailed", details),
             "resultInformation": {"code": 500, "subCode": 8581, "message": f"Action failed, {name}."}}
+
+
+def streaming_started(options: StreamingOptions | None, context: Json) -> tuple[str, Json]:
+    """The event starting a stream posts: without a transportUrl ACS cannot connect, and says so
+    (MediaStreamingStatusDetails.STREAM_URL_MISSING in the SDK's generated enums)."""
+    if options is None or not options.transport_url:
+        return "MediaStreamingFailed", {**context, **media_failed(STREAM_URL_MISSING)}
+    return "MediaStreamingStarted", context
 
 
 def event_name(event_type: str) -> str:

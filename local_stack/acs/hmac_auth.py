@@ -12,6 +12,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import secrets
 from collections.abc import Mapping
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -26,6 +27,10 @@ class HmacError(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+def new_access_key() -> str:
+    return base64.b64encode(secrets.token_bytes(32)).decode()
 
 
 def decode_key(access_key_b64: str) -> bytes:

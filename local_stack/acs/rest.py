@@ -10,9 +10,9 @@ from typing import Any
 
 from aiohttp import web
 
-from local_stack.acs.calls import Json
 from local_stack.acs.incoming import IncomingContext, parse_incoming_call_context
 
+Json = dict[str, Any]
 _CALL = r"/calling/callConnections/(?P<id>[^/:]+)"
 ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("POST", re.compile(r"/calling/callConnections"), "create"),
@@ -72,12 +72,6 @@ def parse_json(raw: bytes) -> Any:
     if not isinstance(body, dict):
         raise AcsFailure(400, "BadRequest", "The request body must be a JSON object.")
     return body
-
-
-def required(body: Json, key: str) -> Any:
-    if not body.get(key):
-        raise AcsFailure(400, "BadRequest", f"The {key} field is required.")
-    return body[key]
 
 
 def valid_context(token: str) -> IncomingContext:

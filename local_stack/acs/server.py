@@ -10,26 +10,36 @@
 Operations (the names used by `wait_for`/`fail_next`): answer, reject, redirect, create, get_call, hang_up
 (DELETE), terminate, transfer, play, recognize, cancel_all_media_operations, start_media_streaming,
 stop_media_streaming, list_participants. Other `{id}:action` paths are recorded and answered 501.
+
+Each body is parsed with the SDK's own generated request model (`models.py`): what the service would
+refuse gets its 400. The call keeps its mediaStreamingOptions and streams as they say (`acs_media.py`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
-import secrets
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
 import aiohttp
 from aiohttp import web
 
-from local_stack.acs.calls import Call, Json, bot_identity, cloud_event, event_name, media_failed, transferee
+from local_stack.acs.calls import (
+    Call,
+    Delivery,
+    Json,
+    bot_identity,
+    cloud_event,
+    event_name,
+    media_failed,
+    streaming_started,
+    transferee,
+)
 from local_stack.acs.eventgrid import EventGridSubscription
-from local_stack.acs.hmac_auth import HmacError, decode_key, verify_hmac
+from local_stack.acs.hmac_auth import HmacError, decode_key, new_access_key, verify_hmac
 from local_stack.acs.incoming import (
     identifier,
     incoming_call_event,
@@ -38,6 +48,7 @@ from local_stack.acs.incoming import (
     with_kind,
 )
 from local_stack.acs.media import MediaConnector, MediaLegs, MediaLost
+from local_stack.acs.models import StreamingOptions, parse_request
 from local_stack.acs.rest import (
     ACTIONS,
     FAULT_CODES,
@@ -45,7 +56,6 @@ from local_stack.acs.rest import (
     AcsRequest,
     error_response,
     parse_json,
-    required,
     route,
     valid_context,
 )
@@ -54,26 +64,12 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class Delivery:
-    """A callback POST: the CloudEvents array sent, and the app's status (None: could not connect)."""
-
-    event_type: str
-    url: str
-    body: list[Json]
-    status: int | None
-
-
 Result = tuple[int, Json | None]
 
 
 def _answers(request: AcsRequest, correlation_id: str) -> bool:
     context = parse_incoming_call_context(str((request.body or {}).get("incomingCallContext", "")))
     return context is not None and context.correlation_id == correlation_id
-
-
-def new_access_key() -> str:
-    return base64.b64encode(secrets.token_bytes(32)).decode()
 
 
 class LocalAcs:
@@ -225,9 +221,10 @@ class LocalAcs:
             if "api-version" not in request.query:
                 raise AcsFailure(400, "MissingApiVersionParameter", "The api-version query parameter is required.")
             body = parse_json(raw)
+            typed = parse_request(operation, body)  # the SDK's own model of the body, or ACS's 400
             if self._faults.get(operation):
                 raise self._faults[operation].pop(0)
-            status, payload = await self._dispatch(operation, call_id, body or {})
+            status, payload = await self._dispatch(operation, call_id, body or {}, typed)
         except AcsFailure as failure:
             status, payload = failure.status, None
             response = error_response(failure)
@@ -239,20 +236,20 @@ class LocalAcs:
         await self._record(lambda: self.requests.append(record))
         return response
 
-    async def _dispatch(self, operation: str, call_id: str | None, body: Json) -> Result:
-        handler: Callable[[Json], Awaitable[Result]] | None = {
+    async def _dispatch(self, operation: str, call_id: str | None, body: Json, typed: Any) -> Result:
+        handler: Callable[[Json, Any], Awaitable[Result]] | None = {
             "answer": self._answer, "create": self._create, "reject": self._reject, "redirect": self._redirect,
         }.get(operation)
         if handler is not None:
-            return await handler(body)
+            return await handler(body, typed)
         if operation == "unknown" or call_id is None:
             raise AcsFailure(404, "NotFound", "The requested resource was not found.")
         call = self.calls.get(call_id)
         if call is None or call.state == "disconnected":
             raise AcsFailure(404, "8522", f"Call connection {call_id} was not found.")
-        return await self._call_operation(operation, call, body)
+        return await self._call_operation(operation, call, body, typed)
 
-    async def _call_operation(self, operation: str, call: Call, body: Json) -> Result:
+    async def _call_operation(self, operation: str, call: Call, body: Json, typed: Any) -> Result:
         if operation == "get_call":
             return 200, call.properties()
         if operation == "list_participants":
@@ -266,10 +263,10 @@ class LocalAcs:
             raise AcsFailure(501, "NotImplemented", f"The local ACS does not implement {operation!r}.")
         if call.state != "connected":
             raise AcsFailure(400, "8501", "Action is invalid when call is not in Established state.")
-        context = {"operationContext": body["operationContext"]} if "operationContext" in body else {}
-        url = body.get("operationCallbackUri")
+        context = {"operationContext": typed.operation_context} if getattr(typed, "operation_context", None) else {}
+        url = getattr(typed, "operation_callback_uri", None)
         if operation == "transfer":
-            target = with_kind(required(body, "targetParticipant"))
+            target = with_kind(body["targetParticipant"])
             if self.transfer_outcome == "failed":
                 self._auto(call, [("CallTransferFailed", context)], url)
             else:  # once the far end takes the call, this app's leg of it ends
@@ -280,50 +277,52 @@ class LocalAcs:
         if operation in ("start_media_streaming", "stop_media_streaming"):
             if call.media_streaming is None:
                 raise AcsFailure(400, "BadRequest", "Media streaming is not configured for this call.")
-            started = operation == "start_media_streaming"
-            self._auto(call, [("MediaStreamingStarted" if started else "MediaStreamingStopped", context)], url)
+            if operation == "start_media_streaming":
+                self._auto(call, [streaming_started(call.media_streaming, context)], url)
+            else:
+                self._auto(call, [("MediaStreamingStopped", context)], url)
         return 202, None
 
-    async def _answer(self, body: Json) -> Result:
-        token = required(body, "incomingCallContext")
+    async def _answer(self, body: Json, typed: Any) -> Result:
+        token: str = typed.incoming_call_context
         ctx = valid_context(token)
         if any(c.incoming_call_context == token for c in self.calls.values()):
             # As ACS: a context answers one call once; after that it is dead (answered, then ended).
             raise AcsFailure(400, "BadRequest", "The incoming call can no longer be answered.")
         caller = identifier(ctx.caller)
         callee = identifier(ctx.to)
-        call = self._new_call(body, ctx.server_call_id, ctx.correlation_id, [caller])
+        call = self._new_call(body, typed, ctx.server_call_id, ctx.correlation_id, [caller])
         call.incoming_call_context = token
         call.answered_by = self.identity["rawId"]
         call.answered_for = {"value": callee["phoneNumber"]["value"]} if "phoneNumber" in callee else None
         return 200, call.properties()
 
-    async def _create(self, body: Json) -> Result:
-        targets = body.get("targets")
-        if not isinstance(targets, list) or not targets:
+    async def _create(self, body: Json, typed: Any) -> Result:
+        if not typed.targets:
             raise AcsFailure(400, "BadRequest", "At least one target is required.")
-        call = self._new_call(body, None, str(uuid.uuid4()), [with_kind(t) for t in targets])
+        call = self._new_call(body, typed, None, str(uuid.uuid4()), [with_kind(t) for t in body["targets"]])
         call.source_caller_id_number = body.get("sourceCallerIdNumber")
         return 201, call.properties()
 
-    async def _reject(self, body: Json) -> Result:
-        valid_context(required(body, "incomingCallContext"))
+    async def _reject(self, body: Json, typed: Any) -> Result:
+        valid_context(typed.incoming_call_context)
         return 204, None
 
-    async def _redirect(self, body: Json) -> Result:
-        valid_context(required(body, "incomingCallContext"))
-        required(body, "target")
+    async def _redirect(self, body: Json, typed: Any) -> Result:
+        valid_context(typed.incoming_call_context)
         return 204, None
 
-    def _new_call(self, body: Json, server_call_id: str | None, correlation_id: str, targets: list[Json]) -> Call:
-        callback_url = required(body, "callbackUri")
-        call = Call(str(uuid.uuid4()), server_call_id or new_server_call_id(), correlation_id, callback_url, targets,
-                    self.identity, operation_context=body.get("operationContext"),
-                    media_streaming=body.get("mediaStreamingOptions"), transcription=body.get("transcriptionOptions"))
+    def _new_call(self, body: Json, typed: Any, server_call_id: str | None, correlation_id: str,
+                  targets: list[Json]) -> Call:
+        options = typed.media_streaming_options
+        call = Call(str(uuid.uuid4()), server_call_id or new_server_call_id(), correlation_id, typed.callback_uri,
+                    targets, self.identity, operation_context=typed.operation_context,
+                    media_streaming=None if options is None else StreamingOptions.of(options),
+                    transcription=body.get("transcriptionOptions"))
         self.calls[call.call_connection_id] = call
         events: list[str | tuple[str, Json]] = ["CallConnected"]
-        if (call.media_streaming or {}).get("startMediaStreaming"):
-            events.append("MediaStreamingStarted")
+        if call.media_streaming is not None and call.media_streaming.start:
+            events.append(streaming_started(call.media_streaming, {}))
         self._auto(call, events)
         return call
 

@@ -103,7 +103,7 @@ async def test_a_key_pressed_on_an_answered_call_reaches_the_media_socket(harnes
                 pressed.set()
 
     async with serve(media_host, "127.0.0.1", 0) as server:
-        port = server.sockets[0].getsockname()[1]
+        port = next(iter(server.sockets)).getsockname()[1]
 
         async def caller(offer: MediaOffer) -> None:
             media = AcsMediaClient.for_offer(offer)
