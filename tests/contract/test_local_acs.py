@@ -400,3 +400,78 @@ def test_incoming_call_events_match_the_event_grid_schemas(schema: Any, keys: se
     assert context.correlation_id == "corr-1"
     json.dumps(event)  # plain JSON, ready to POST
 
+
+
+ANSWER = {"incomingCallContext": "", "callbackUri": "https://app.example.test/api/callbacks",
+          "mediaStreamingOptions": {"transportType": "websocket", "audioChannelType": "mixed",
+                                    "transportUrl": TRANSPORT_URL, "audioFormat": "pcm24KMono",
+                                    "enableDtmfTones": True}}
+
+
+def answer_body(**changes: Any) -> dict[str, Any]:
+    """An answer body for a fresh incoming call; `changes` maps a dotted path to a value (None: remove it)."""
+    body: dict[str, Any] = json.loads(json.dumps(ANSWER))
+    body["incomingCallContext"] = incoming_call_event(OUR_NUMBER, CALLER)["data"]["incomingCallContext"]
+    for path, value in changes.items():
+        *parents, last = path.split(".")
+        node = body
+        for key in parents:
+            node = node[key]
+        if value is None:
+            node.pop(last, None)
+        else:
+            node[last] = value
+    return body
+
+
+# What the SDK's generated AnswerCallRequest / WebSocketMediaStreamingOptions (1.6.0) refuse, as the service does.
+@pytest.mark.parametrize(("change", "where"), [
+    ({"callbackUri": None}, "body.callbackUri: the field is required"),
+    ({"mediaStreamingOptions.audioChannelType": None}, "body.mediaStreamingOptions.audioChannelType: the field"),
+    ({"mediaStreamingOptions.audioFormat": "pcm8KMono"}, "body.mediaStreamingOptions.audioFormat: not a valid"),
+    ({"mediaStreamingOptions.audioChannelType": "stereo"}, "audioChannelType: not a valid MediaStreamingAudio"),
+    ({"mediaStreamingOptions.transportType": "grpc"}, "body.mediaStreamingOptions.transportType: must be one of"),
+    ({"mediaStreamingOptions.enableDtmfTones": "true"}, "body.mediaStreamingOptions.enableDtmfTones: expected true"),
+    ({"mediaStreamingOptions.contentType": "video"}, "body.mediaStreamingOptions.contentType: not a valid"),
+    ({"operationContext": 42}, "body.operationContext: expected a string"),
+    ({"mediaStreamingOptions": []}, "body.mediaStreamingOptions: expected a JSON object"),
+])
+async def test_answers_the_service_would_refuse_get_its_400_and_make_no_call(
+        acs: LocalAcs, change: dict[str, Any], where: str) -> None:
+    raw = json.dumps(answer_body(**change)).encode()
+    status, body = await signed_post(acs, "/calling/callConnections:answer?api-version=2026-03-12", raw)
+    assert status == 400
+    assert body["error"]["code"] == "BadRequest"
+    assert where in body["error"]["message"]
+    assert acs.calls == {}
+    assert acs.requests[-1].status == 400
+
+
+async def test_enum_names_are_read_case_insensitively_and_unknown_fields_ignored(acs: LocalAcs) -> None:
+    # The SDK's enums are CaseInsensitiveEnumMeta and System.Text.Json ignores unknown members, as ACS does.
+    raw = json.dumps(answer_body(**{"mediaStreamingOptions.audioFormat": "PCM16KMONO",
+                                    "mediaStreamingOptions.futureOption": 1})).encode()
+    status, body = await signed_post(acs, "/calling/callConnections:answer?api-version=2026-03-12", raw)
+    assert status == 200
+    options = acs.calls[body["callConnectionId"]].media_streaming
+    assert options is not None
+    assert (options.sample_rate, options.dtmf_tones, options.start) == (16000, True, False)
+
+
+@pytest.mark.parametrize(("path", "body", "where"), [
+    (":transferToParticipant", {"operationContext": "t"}, "body.targetParticipant: the field is required"),
+    (":transferToParticipant", {"targetParticipant": {"rawId": 4}}, "body.targetParticipant.rawId: expected a str"),
+    (":play", {"playSources": [{"kind": "speech"}]}, "body.playSources[0].kind: not a valid PlaySourceType"),
+    (":recognize", {"recognizeInputType": "dtmf", "recognizeOptions": {
+        "targetParticipant": {"rawId": "4:+1"}, "dtmfOptions": {"stopTones": ["pound", "hash"]}}},
+     "body.recognizeOptions.dtmfOptions.stopTones[1]: not a valid DtmfTone"),
+    (":recognize", {"recognizeInputType": "dtmf", "recognizeOptions": {
+        "targetParticipant": {"rawId": "4:+1"}, "initialSilenceTimeoutInSeconds": 301}},
+     "body.recognizeOptions.initialSilenceTimeoutInSeconds: must be at most 300"),
+])
+async def test_actions_are_checked_against_the_sdk_request_models_before_the_call_is_looked_up(
+        acs: LocalAcs, path: str, body: dict[str, Any], where: str) -> None:
+    status, reply = await signed_post(acs, f"/calling/callConnections/no-such-call{path}?api-version=2026-03-12",
+                                      json.dumps(body).encode())
+    assert (status, reply["error"]["code"]) == (400, "BadRequest")
+    assert where in reply["error"]["message"]

@@ -4,14 +4,33 @@ a socket that breaks while the call is up is reported to the app as MediaStreami
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
+from azure.communication.callautomation import (
+    MediaStreamingAudioChannelType,
+    MediaStreamingContentType,
+    MediaStreamingOptions,
+    StreamingTransportType,
+)
 from azure.communication.callautomation.aio import CallAutomationClient
 from azure.core.credentials import AzureKeyCredential
+from websockets.asyncio.server import ServerConnection, serve
 
-from local_stack.acs import INTERRUPTED, UNSUCCESSFUL, LocalAcs, MediaLost, MediaOffer
-from tests.contract.test_local_acs import KEY, Receiver, answer, receiver  # noqa: F401 - receiver is a fixture
+from local_stack.acs import INTERRUPTED, UNSUCCESSFUL, LocalAcs, MediaLost, MediaOffer, incoming_call_event
+from local_stack.acs_media import AcsMediaClient, DtmfNotStreamed
+from media_host.transports.acs_models import audio_message
+from tests.contract.test_local_acs import (  # noqa: F401 - receiver is a fixture
+    CALLER,
+    KEY,
+    OUR_NUMBER,
+    Receiver,
+    answer,
+    receiver,
+)
 
 
 class Legs:
@@ -141,3 +160,129 @@ async def test_a_connector_failing_after_acs_ended_the_leg_is_not_a_failure(
     await acs.idle()
     assert "MediaStreamingFailed" not in receiver.types()
     assert acs.media.offers[0].lost is None
+
+
+class MediaHostStandIn:
+    """The app's end of the media socket at the transportUrl: records what ACS streams (parsed JSON)."""
+
+    def __init__(self) -> None:
+        self.messages: list[dict[str, Any]] = []
+        self.sockets: list[ServerConnection] = []
+        self.url = ""
+        self._changed = asyncio.Condition()
+
+    async def handle(self, ws: ServerConnection) -> None:
+        self.sockets.append(ws)
+        async for message in ws:
+            async with self._changed:
+                self.messages.append(json.loads(message))
+                self._changed.notify_all()
+
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        return [m for m in self.messages if m["kind"] == kind]
+
+    async def until(self, check: Callable[[], bool], timeout: float = 5.0) -> None:
+        async with asyncio.timeout(timeout), self._changed:
+            await self._changed.wait_for(check)
+
+
+class Caller:
+    """A media connector with the local ACS's caller on each leg, streaming as the call asked."""
+
+    def __init__(self) -> None:
+        self.clients: list[AcsMediaClient] = []
+        self.connected = asyncio.Event()
+
+    async def __call__(self, offer: MediaOffer) -> None:
+        media = AcsMediaClient.for_offer(offer)
+        self.clients.append(media)
+        await media.connect()
+        self.connected.set()
+        await offer.ended.wait()
+        await media.disconnect()
+
+
+@pytest.fixture
+async def stand_in() -> AsyncIterator[tuple[LocalAcs, Caller, MediaHostStandIn]]:
+    host, caller = MediaHostStandIn(), Caller()
+    async with serve(host.handle, "127.0.0.1", 0) as server, \
+            LocalAcs(KEY, auto_callbacks=True, media=caller) as acs:
+        host.url = f"ws://127.0.0.1:{next(iter(server.sockets)).getsockname()[1]}/api/v1/media/stream"
+        yield acs, caller, host
+
+
+async def answer_with(acs: LocalAcs, receiver: Receiver, **options: Any) -> str:  # noqa: F811
+    """Answer a fresh call with these MediaStreamingOptions keywords (on top of a started mixed-audio stream)."""
+    event = incoming_call_event(OUR_NUMBER, CALLER)
+    streaming = MediaStreamingOptions(**{
+        "transport_type": StreamingTransportType.WEBSOCKET, "content_type": MediaStreamingContentType.AUDIO,
+        "audio_channel_type": MediaStreamingAudioChannelType.MIXED, "start_media_streaming": True, **options})
+    async with CallAutomationClient(acs.endpoint, AzureKeyCredential(KEY)) as client:
+        props = await client.answer_call(event["data"]["incomingCallContext"], receiver.url,
+                                         media_streaming=streaming)
+    assert props.call_connection_id is not None
+    return props.call_connection_id
+
+
+@pytest.mark.parametrize("asked", [True, None])
+async def test_dtmf_data_is_streamed_only_when_the_call_asked_for_it(
+        stand_in: tuple[LocalAcs, Caller, MediaHostStandIn], receiver: Receiver, asked: bool | None) -> None:  # noqa: F811
+    acs, caller, host = stand_in
+    await answer_with(acs, receiver, transport_url=host.url, enable_dtmf_tones=asked)
+    await asyncio.wait_for(caller.connected.wait(), 5)
+    [media] = caller.clients
+    if asked:
+        await media.send_dtmf("12#")
+        await host.until(lambda: len(host.of("DtmfData")) == 3)
+        assert [m["dtmfData"] for m in host.of("DtmfData")] == [{"data": "1"}, {"data": "2"}, {"data": "#"}]
+    else:  # ACS streams no DtmfData unless enableDtmfTones: the test caller is told, not left waiting
+        with pytest.raises(DtmfNotStreamed, match="enableDtmfTones"):
+            await media.send_dtmf("#")
+        await host.until(lambda: len(host.of("AudioData")) >= 3)  # the socket is live, and carries no key
+        assert host.of("DtmfData") == []
+
+
+@pytest.mark.parametrize(("audio_format", "rate"), [("pcm24KMono", 24000), ("pcm16KMono", 16000), (None, 16000)])
+async def test_audio_metadata_and_frames_follow_the_audio_format(
+        stand_in: tuple[LocalAcs, Caller, MediaHostStandIn], receiver: Receiver,  # noqa: F811
+        audio_format: str | None, rate: int) -> None:
+    acs, _, host = stand_in
+    call_id = await answer_with(acs, receiver, transport_url=host.url, audio_format=audio_format)
+    await host.until(lambda: len(host.of("AudioData")) >= 2)
+    metadata = host.messages[0]
+    assert metadata == {"kind": "AudioMetadata", "audioMetadata": {
+        "subscriptionId": acs.calls[call_id].subscription_id, "encoding": "PCM", "sampleRate": rate,
+        "channels": 1, "length": rate // 50 * 2}}  # 20 ms of 16-bit mono: 640 bytes at 16 kHz, as documented
+    frame = host.of("AudioData")[0]["audioData"]
+    assert len(base64.b64decode(frame["data"])) == rate // 50 * 2
+    assert frame["participantRawID"] == f"4:{CALLER}"
+
+
+@pytest.mark.parametrize("bidirectional", [True, None])
+async def test_the_apps_audio_is_played_only_when_the_stream_is_bidirectional(
+        stand_in: tuple[LocalAcs, Caller, MediaHostStandIn], receiver: Receiver,  # noqa: F811
+        bidirectional: bool | None) -> None:
+    acs, caller, host = stand_in
+    await answer_with(acs, receiver, transport_url=host.url, enable_bidirectional=bidirectional,
+                      audio_format="pcm24KMono")
+    await asyncio.wait_for(caller.connected.wait(), 5)
+    await host.until(lambda: bool(host.sockets))
+    [media] = caller.clients
+    await host.sockets[0].send(audio_message(base64.b64encode(bytes(960)).decode()))
+    if bidirectional:
+        await media.agent_speaking(after=0.0, timeout=5)
+        assert media.unplayed == 0
+    else:
+        await until(lambda: media.unplayed == 1)
+        assert media.agent.frames == []
+
+
+async def test_streaming_without_a_transport_url_fails_with_stream_url_missing(
+        stand_in: tuple[LocalAcs, Caller, MediaHostStandIn], receiver: Receiver) -> None:  # noqa: F811
+    acs, caller, _ = stand_in
+    call_id = await answer_with(acs, receiver, transport_url=None)
+    failed = (await receiver.event("MediaStreamingFailed"))["data"]
+    assert failed["mediaStreamingUpdate"]["mediaStreamingStatusDetails"] == "streamUrlMissing"
+    await acs.idle()
+    assert receiver.types() == ["CallConnected", "MediaStreamingFailed"]
+    assert (acs.media.offers, caller.clients, acs.calls[call_id].media_state) == ([], [], "inactive")
