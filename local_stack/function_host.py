@@ -7,6 +7,10 @@
 - `/runtime/webhooks/durabletask/...`: the Durable extension's HTTP API, served by `LocalDurable`
   (in-process orchestrations: see local_stack/durable). Durable-client bindings point here.
 
+Functions are indexed by the Python worker's own code (local_stack/worker_index.py): an app the worker
+refuses does not start here either, with the worker's FunctionLoadError. Activities are invoked as the
+worker invokes them: the input decoded and the result encoded by azure.functions' ActivityTriggerConverter.
+
 It is for local mode only: one process, everything in memory. In Azure the Functions host and the
 Durable extension do all of this.
 """
@@ -16,14 +20,18 @@ from __future__ import annotations
 import inspect
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import azure.functions as func
 from aiohttp import web
 from azure.functions import meta
+from azure.functions.durable_functions import ActivityTriggerConverter
 from azure.functions.eventgrid import EventGridEventInConverter
+
+from local_stack import worker_index
 
 log = logging.getLogger("local_stack.function_host")
 
@@ -45,8 +53,12 @@ class Function:
         return str(self.trigger["type"])
 
 
-def index(functions: Iterable[Any]) -> dict[str, Function]:
-    """The functions of an app (`app.get_functions()`, which may only be called once per app object)."""
+def index(functions: Iterable[Any], directory: Path | None = None) -> dict[str, Function]:
+    """The functions of an app (`app.get_functions()`, which may only be called once per app object), once the
+    worker's indexing has accepted every one: raises its FunctionLoadError as the worker's start-up would.
+    `directory` is the function app's (the working directory, as under `func start`)."""
+    functions = list(functions)
+    worker_index.index(functions, directory or Path.cwd())
     indexed = {}
     for function in functions:
         bindings = json.loads(function.get_function_json())["bindings"]
@@ -76,6 +88,29 @@ class FunctionHost:
                 kwargs[binding["name"]] = self.durable_binding
         result = function.user(**kwargs)
         return await result if inspect.isawaitable(result) else result
+
+    async def invoke_activity(self, name: str, payload: Any) -> Any:
+        """Run an activity as the worker does: the Durable extension's JSON input through the activity trigger's
+        converter (azure.functions.durable_functions.ActivityTriggerConverter.decode), the result back through
+        its encode, so a value that is not JSON fails the activity here as it would in Azure."""
+        function = self.functions[name]
+        data = meta.Datum(type="json", value=json.dumps(payload))
+        arg = ActivityTriggerConverter.decode(data, trigger_metadata={})
+        result = await self.invoke(name, **{function.trigger["name"]: arg})
+        return json.loads(ActivityTriggerConverter.encode(result, expected_type=None).value)
+
+    def orchestrators(self) -> dict[str, Any]:
+        """The orchestrator functions, for the local Durable runtime."""
+        return {name: f.user for name, f in self.of_kind("orchestrationTrigger").items()}
+
+    def activities(self) -> dict[str, Callable[[Any], Awaitable[Any]]]:
+        """The activity functions for the local Durable runtime, each invoked through `invoke_activity`."""
+        def activity(name: str) -> Callable[[Any], Awaitable[Any]]:
+            async def run(payload: Any) -> Any:
+                return await self.invoke_activity(name, payload)
+            return run
+
+        return {name: activity(name) for name in self.of_kind("activityTrigger")}
 
     def add_routes(self, app: web.Application) -> None:
         for function in self.of_kind("httpTrigger").values():

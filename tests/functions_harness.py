@@ -38,7 +38,7 @@ from callbacks import runtime
 from callbacks.runtime import Worker
 from local_stack.acs import LocalAcs, incoming_call_event
 from local_stack.durable import PREFIX, LocalDurable, add_durable_routes, binding
-from local_stack.function_host import Function, FunctionHost
+from local_stack.function_host import FunctionHost
 from switchboard.acs_auth import AcsJwtVerifier
 from switchboard.call_records import open_record_store
 from switchboard.services import SharedServices, token_signer
@@ -142,18 +142,6 @@ class Harness:
         return call_id, answer.call_connection_id
 
 
-def _local_durable(functions: dict[str, Function], host: FunctionHost) -> LocalDurable:
-    """The app's orchestrators on the local Durable runtime; activities run through the host, as deployed."""
-    def activity(name: str, arg: str) -> Any:
-        async def run(payload: Any) -> Any:
-            return await host.invoke(name, **{arg: payload})
-        return run
-
-    orchestrators = {n: f.user for n, f in functions.items() if f.kind == "orchestrationTrigger"}
-    activities = {n: activity(n, f.trigger["name"]) for n, f in functions.items() if f.kind == "activityTrigger"}
-    return LocalDurable(orchestrators, activities)
-
-
 @asynccontextmanager
 async def open_harness(redis_url: str, tmp_path: Path, *, local_durable: bool = False,
                        **overrides: Any) -> AsyncIterator[Harness]:
@@ -164,7 +152,8 @@ async def open_harness(redis_url: str, tmp_path: Path, *, local_durable: bool = 
     host = FunctionHost(indexed(), durable.binding)
     app = web.Application()
     host.add_routes(app)
-    engine = _local_durable(indexed(), host) if local_durable else None
+    # The app's orchestrators on the local Durable runtime; activities run through the host, as deployed.
+    engine = LocalDurable(host.orchestrators(), host.activities()) if local_durable else None
     if engine is not None:
         add_durable_routes(app, engine)
     runner = web.AppRunner(app, access_log=None)

@@ -1,12 +1,15 @@
-"""The local function host's Event Grid endpoint, driven by the local ACS's Event Grid subscription.
+"""The local function host: its start-up, its activity invocations and its Event Grid endpoint.
 
-As the Functions host does: the validation handshake echoes the code, CloudEvents abuse protection
-answers OPTIONS, each event of a delivery invokes the trigger once, and bad deliveries get a 4xx reason.
+As the Functions host does: an app the Python worker refuses does not start (the worker's own message), an
+activity's input and result go through the worker's converter, the validation handshake echoes the code,
+CloudEvents abuse protection answers OPTIONS, each event of a delivery invokes the trigger once, and bad
+deliveries get a 4xx reason.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -15,6 +18,10 @@ from aiohttp import web
 
 from local_stack.acs import DeliveryFailed, EventGridSubscription, incoming_call_event
 from local_stack.function_host import EVENTGRID_PATH, Function, FunctionHost
+from local_stack.processes import Child, StackError
+from local_stack.serve_functions import REFUSED
+
+APPS = Path(__file__).resolve().parents[1] / "fixtures" / "worker_apps"
 
 BINDING = '{"taskHubName": "LocalHub"}'
 
@@ -87,3 +94,39 @@ async def test_bad_deliveries_are_refused_with_a_reason(host: tuple[str, Recorde
         with pytest.raises(DeliveryFailed, match="HTTP 500"):
             await EventGridSubscription(session, url).deliver(incoming_call_event("+18005550100", "+14255550123"))
     assert recorder.calls == []
+
+
+def test_the_host_refuses_to_start_an_app_the_worker_refuses(tmp_path: Path) -> None:
+    """Started as the local stack starts it: the stack reports the exit and the worker's message."""
+    child = Child("function host", "local_stack.serve_functions", env={"PYTHON_SCRIPT_FILE_NAME":
+                                                                       "refused_annotation_app.py"},
+                  args=["--port", "0", "--directory", str(APPS)], log_path=tmp_path / "function_host.log")
+    child.start()
+    with pytest.raises(StackError) as refused:
+        child.wait_healthy("http://127.0.0.1:9/api/health", timeout=60)  # port 9: nothing listens
+    assert child.process is not None
+    assert child.process.returncode == REFUSED
+    assert str(refused.value).startswith(f"function host exited with code {REFUSED} before it was healthy")
+    assert str(refused.value).endswith("function host: cannot load the echo function: binding payload has invalid "
+                                       "non-type annotation dict[str, typing.Any]")
+
+
+async def test_activities_take_and_return_json_through_the_workers_converter() -> None:
+    class Custom:
+        pass
+
+    results: list[Any] = [{"done": True}, "ok", Custom()]
+
+    async def activity(payload: Any) -> Any:
+        seen.append(payload)
+        return results.pop(0)
+
+    seen: list[Any] = []
+    trigger = {"type": "activityTrigger", "direction": "IN", "name": "payload"}
+    host = FunctionHost({"echo": Function("echo", trigger, [trigger], activity)}, BINDING)
+    run = host.activities()["echo"]
+    assert await run({"call_id": "c1"}) == {"done": True}
+    assert await run("not json") == "ok"  # the extension's input is JSON text: a string arrives as a string
+    assert seen == [{"call_id": "c1"}, "not json"]
+    with pytest.raises(ValueError, match="activity trigger output must be json serializable"):
+        await run({})  # the worker fails such an activity: its result cannot go back to the orchestrator
