@@ -16,8 +16,8 @@ $(STAMP): $(REQS)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt 2>&1 \
 		| { grep -v "is ignored: it is neither a file nor a directory" || true; }
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --ignore-requires-python \
-		-r requirements-worker.txt
+	set -o pipefail; $(PY) -m pip install --quiet --disable-pip-version-check --no-deps --ignore-requires-python \
+		-r requirements-worker.txt 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
 	@touch $(STAMP)
 
 venv: $(STAMP)
