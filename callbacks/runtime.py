@@ -78,7 +78,8 @@ _workers: dict[asyncio.AbstractEventLoop, asyncio.Future[Worker]] = {}
 
 async def _open() -> Worker:
     current = settings()
-    jwt = (AcsJwtVerifier(current.acs_jwks_url, current.acs_jwt_issuer, current.acs_resource_id)
+    jwt = (AcsJwtVerifier(current.acs_jwks_url, current.acs_jwt_issuer, current.acs_resource_id,
+                          lifespan_seconds=current.acs_jwks_lifespan_seconds)
            if current.acs_resource_id else None)
     return Worker(current, agents(), await open_services(current), open_record_store(current), jwt)
 

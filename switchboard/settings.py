@@ -126,6 +126,10 @@ class Settings(BaseSettings):
     )
     acs_jwks_url: str = Field("https://acscallautomation.communication.azure.com/calling/keys",
                               description="Where ACS publishes the keys its JWTs are signed with.")
+    acs_jwks_lifespan_seconds: int = Field(
+        900, ge=10, le=86400,
+        description="How long ACS's signing keys are held before they are fetched again: a key ACS withdraws "
+                    "stops validating within this. A token with an unknown key id refetches at once.")
     acs_jwt_issuer: str = Field("https://acscallautomation.communication.azure.com",
                                 description="The issuer ACS JWTs must carry.")
     callback_base_url: str | None = Field(None, description="Public base URL of the Function App.")

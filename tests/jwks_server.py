@@ -1,4 +1,8 @@
-"""A local JWKS endpoint and an RSA signer standing in for ACS's token service in tests."""
+"""A local JWKS endpoint and an RSA signer standing in for ACS's token service in tests.
+
+The endpoint serves what it was last told to publish (keys rotate, keys are withdrawn, the endpoint
+fails), and logs every request, so tests can count fetches.
+"""
 
 from __future__ import annotations
 
@@ -27,22 +31,46 @@ class Signer:
         return {**doc, "kid": self.kid, "use": "sig", "alg": "RS256"}
 
     def token(self, *, issuer: str = ISSUER, audience: str = AUDIENCE, expires_in: int = 300,
-              **claims: Any) -> str:
+              kid: str | None = None, **claims: Any) -> str:
+        """A token signed with this key; `kid` overrides the key id in the header (a forged one)."""
         now = int(time.time())
         body = {"iss": issuer, "aud": audience, "iat": now, "nbf": now, "exp": now + expires_in, **claims}
-        return jwt.encode(body, self.key, algorithm="RS256", headers={"kid": self.kid})
+        return jwt.encode(body, self.key, algorithm="RS256", headers={"kid": kid or self.kid})
+
+
+class JwksEndpoint:
+    def __init__(self, *signers: Signer) -> None:
+        self.url = ""
+        self.requests: list[str] = []  # request paths, in order
+        self._lock = threading.Lock()
+        self._status = 200
+        self._body = b""
+        self.publish(*signers)
+
+    def publish(self, *signers: Signer) -> None:
+        """Serve these keys from now on (a rotation adds one; a withdrawal leaves one out)."""
+        with self._lock:
+            self._status, self._body = 200, json.dumps({"keys": [s.jwk() for s in signers]}).encode()
+
+    def fail(self, status: int = 503) -> None:
+        with self._lock:
+            self._status, self._body = status, b'{"error": "unavailable"}'
+
+    def reply(self, path: str) -> tuple[int, bytes]:
+        with self._lock:
+            self.requests.append(path)
+            return self._status, self._body
 
 
 @contextmanager
-def jwks_server(*signers: Signer) -> Iterator[tuple[str, list[str]]]:
-    """Serve the signers' public keys; yields (url, a log of request paths)."""
-    requests: list[str] = []
-    body = json.dumps({"keys": [s.jwk() for s in signers]}).encode()
+def jwks_endpoint(*signers: Signer) -> Iterator[JwksEndpoint]:
+    """Serve the signers' public keys until told otherwise."""
+    endpoint = JwksEndpoint(*signers)
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            requests.append(self.path)
-            self.send_response(200)
+            status, body = endpoint.reply(self.path)
+            self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -52,10 +80,18 @@ def jwks_server(*signers: Signer) -> Iterator[tuple[str, list[str]]]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
+    endpoint.url = f"http://127.0.0.1:{server.server_address[1]}/calling/keys"
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/calling/keys", requests
+        yield endpoint
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def jwks_server(*signers: Signer) -> Iterator[tuple[str, list[str]]]:
+    """Serve the signers' public keys; yields (url, a log of request paths)."""
+    with jwks_endpoint(*signers) as endpoint:
+        yield endpoint.url, endpoint.requests

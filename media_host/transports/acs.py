@@ -40,8 +40,8 @@ _MAX_IGNORED_KINDS = 32  # unknown kinds logged per call (the browser adapter ke
 
 
 @functools.cache
-def _verifier(jwks_url: str, issuer: str, audience: str) -> AcsJwtVerifier:
-    return AcsJwtVerifier(jwks_url, issuer, audience)
+def _verifier(jwks_url: str, issuer: str, audience: str, lifespan: int) -> AcsJwtVerifier:
+    return AcsJwtVerifier(jwks_url, issuer, audience, lifespan_seconds=lifespan)
 
 
 def _parse(message: str | bytes) -> InboundMessage:
@@ -76,7 +76,8 @@ class AcsAdapter(WireAdapter):
         claims = query_token_claims(request, host, Purpose.MEDIA)
         settings = host.settings
         if settings.acs_resource_id:
-            verifier = _verifier(settings.acs_jwks_url, settings.acs_jwt_issuer, settings.acs_resource_id)
+            verifier = _verifier(settings.acs_jwks_url, settings.acs_jwt_issuer, settings.acs_resource_id,
+                                 settings.acs_jwks_lifespan_seconds)
             try:
                 await verifier.verify(request.headers.get("Authorization"))
             except AcsAuthError as exc:
