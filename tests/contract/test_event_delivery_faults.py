@@ -168,7 +168,7 @@ async def test_the_webhook_acknowledges_events_too_old_to_answer(stack: Stack, s
     event[time_key] = (datetime.now(UTC) - timedelta(minutes=30)).isoformat()
     status, body = await s.post(f"{s.h.host_url}/api/eventgrid/incoming-call", [event])
     assert (status, body) == (200, {"calls": [{"call_id": event["data"]["correlationId"], "outcome": "stale"}],
-                                    "ignored": 0})
+                                    "ignored": 0, "rejected": []})
     assert s.answers(event) == []
     assert s.starts == []
 

@@ -264,7 +264,7 @@ async def test_the_webhook_answers_incoming_calls_in_either_schema(harness: Harn
     response = await h.http("incoming_call_webhook", "POST", "eventgrid/incoming-call", body=[grid])
     assert response.status_code == 200
     assert reply_json(response) == {"calls": [{"call_id": grid["data"]["correlationId"], "outcome": "answered"}],
-                                    "ignored": 0}
+                                    "ignored": 0, "rejected": []}
 
     cloud = h.incoming(CLINIC, schema="cloudevents")  # one CloudEvent, not an array
     response = await h.http("incoming_call_webhook", "POST", "eventgrid/incoming-call", body=cloud)
@@ -275,3 +275,79 @@ async def test_the_webhook_answers_incoming_calls_in_either_schema(harness: Harn
     assert [r.operation for r in h.acs.requests] == ["answer", "answer"]
     assert [s.instance_id for s in h.durable.started()] == [grid["data"]["correlationId"],
                                                            cloud["data"]["correlationId"]]
+
+
+# --- batched deliveries: each event on its own ----------------------------------------------------
+# Event Grid takes 200-204 as delivered, drops or dead-letters a 400 without retrying, retries other
+# failures, and a batch succeeds or fails as a whole (learn.microsoft.com/azure/event-grid/delivery-and-retry).
+
+
+def malformed(h: Harness) -> dict[str, Any]:
+    """An IncomingCall ACS would never send: no incomingCallContext, so it can never be answered."""
+    event = h.incoming(CLINIC)
+    del event["data"]["incomingCallContext"]
+    return event
+
+
+async def test_one_malformed_event_does_not_cost_the_good_calls_of_its_batch(
+        harness: Harness, caplog: pytest.LogCaptureFixture) -> None:
+    h = harness
+    first, bad, second = h.incoming(BANKING), malformed(h), h.incoming(CLINIC)
+    response = await h.http("incoming_call_webhook", "POST", "eventgrid/incoming-call", body=[first, bad, second])
+
+    assert response.status_code == 200  # delivered: Event Grid neither retries nor dead-letters it
+    reply = reply_json(response)
+    assert reply["calls"] == [{"call_id": first["data"]["correlationId"], "outcome": "answered"},
+                              {"call_id": second["data"]["correlationId"], "outcome": "answered"}]
+    assert reply["rejected"] == [{"index": 1, "id": bad["id"],
+                                  "reason": "invalid IncomingCall: incomingCallContext: Field required"}]
+    answers = [r for r in h.acs.requests if r.operation == "answer"]
+    assert sorted(r.body["incomingCallContext"] for r in answers) == sorted(
+        e["data"]["incomingCallContext"] for e in (first, second))
+    assert all(r.status == 200 for r in answers)
+    assert sorted(s.instance_id for s in h.durable.started()) == sorted(
+        e["data"]["correlationId"] for e in (first, second))
+    [line] = [r for r in caplog.records if r.getMessage() == "rejecting a malformed event of an Event Grid delivery"]
+    assert (line.event_index, line.event_id) == (1, bad["id"])  # type: ignore[attr-defined]
+    logged = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
+    for number in (CALLER, BANKING, CLINIC):
+        assert number not in logged
+
+
+async def test_a_good_call_that_failed_for_a_passing_reason_fails_its_batch_so_it_is_delivered_again(
+        harness: Harness) -> None:
+    h = harness
+    batch = [h.incoming(BANKING), malformed(h), h.incoming(CLINIC)]
+    h.acs.fail_next("answer", status=429)  # one of the two answers meets a throttled ACS
+    response = await h.http("incoming_call_webhook", "POST", "eventgrid/incoming-call", body=batch)
+    assert response.status_code == 500  # Event Grid retries it
+
+    again = await h.http("incoming_call_webhook", "POST", "eventgrid/incoming-call", body=batch)
+    assert again.status_code == 200
+    reply = reply_json(again)
+    assert sorted(c["outcome"] for c in reply["calls"]) == ["answered", "duplicate"]  # de-duplicated on correlationId
+    assert [r["index"] for r in reply["rejected"]] == [1]
+    assert sorted(r.status for r in h.acs.requests if r.operation == "answer") == [200, 200, 429]
+    assert len(h.durable.started()) == 2
+
+
+async def test_a_batch_of_nothing_but_malformed_events_is_refused_for_dead_lettering(harness: Harness) -> None:
+    h = harness
+    bad = [malformed(h), {"eventType": "x"}]
+    response = await h.http("incoming_call_webhook", "POST", "eventgrid/incoming-call", body=bad)
+    assert response.status_code == 400
+    reply = reply_json(response)
+    assert reply["error"]["code"] == "bad_request"
+    assert [(r["index"], r["id"]) for r in reply["rejected"]] == [(0, bad[0]["id"]), (1, None)]
+    assert reply["rejected"][1]["reason"] == "invalid event: id: Field required"
+    assert h.acs.requests == []
+
+
+async def test_events_that_are_not_calls_beside_a_malformed_one_are_acknowledged(harness: Harness) -> None:
+    h = harness
+    other = h.incoming()
+    other["eventType"] = "Microsoft.Communication.CallStarted"
+    response = await h.http("incoming_call_webhook", "POST", "eventgrid/incoming-call", body=[other, malformed(h)])
+    assert response.status_code == 200
+    assert reply_json(response)["ignored"] == 1
+    assert h.acs.requests == []
