@@ -225,7 +225,8 @@ class LocalAcs:
             if self._faults.get(operation):
                 raise self._faults[operation].pop(0)
             status, payload = await self._dispatch(operation, call_id, body or {}, typed)
-        except AcsFailure as failure:
+        except AcsFailure as failure:  # its message names fields and ids, never what a caller said or dialled
+            log.info("%s refused: %d %s %s", operation, failure.status, failure.code, failure.message)
             status, payload = failure.status, None
             response = error_response(failure)
         else:
