@@ -11,8 +11,7 @@ Operations (the names used by `wait_for`/`fail_next`): answer, reject, redirect,
 (DELETE), terminate, transfer, play, recognize, cancel_all_media_operations, start_media_streaming,
 stop_media_streaming, list_participants. Other `{id}:action` paths are recorded and answered 501.
 
-Each body is parsed with the SDK's own generated request model (`models.py`): what the service would
-refuse gets its 400. The call keeps its mediaStreamingOptions and streams as they say (`acs_media.py`).
+Bodies are parsed with the SDK's own request models (`models.py`): what ACS would refuse gets its 400.
 """
 
 from __future__ import annotations
@@ -264,7 +263,8 @@ class LocalAcs:
             raise AcsFailure(501, "NotImplemented", f"The local ACS does not implement {operation!r}.")
         if call.state != "connected":
             raise AcsFailure(400, "8501", "Action is invalid when call is not in Established state.")
-        context = {"operationContext": typed.operation_context} if getattr(typed, "operation_context", None) else {}
+        operation_context = getattr(typed, "operation_context", None)
+        context = {} if operation_context is None else {"operationContext": operation_context}
         url = getattr(typed, "operation_callback_uri", None)
         if operation == "transfer":
             target = with_kind(body["targetParticipant"])
