@@ -1,6 +1,7 @@
 // Switchboard on Azure: the Function App (control plane), the media host (Container Apps), ACS with its
 // IncomingCall subscription, AI Services (Speech + Azure OpenAI), Cosmos DB, Redis, Key Vault and
-// monitoring, with managed identities everywhere. `azd up` deploys it; docs/deploy.md walks through it.
+// monitoring (optionally a Durable Task Scheduler), with managed identities everywhere. `azd up` deploys it;
+// docs/deploy.md walks through it.
 targetScope = 'subscription'
 
 @minLength(1)
@@ -85,6 +86,18 @@ param mediaHostExists bool = false
 @minValue(1)
 param functionMaxInstances int = 40
 
+@description('Always-ready Function App instances for orchestrations and activities (the durable group scales apart from the HTTP and Event Grid functions on Flex Consumption): 0 lets a call wait for a cold start.')
+@minValue(0)
+param functionDurableAlwaysReady int = 1
+
+@allowed([ 'azureStorage', 'durableTaskScheduler' ])
+@description('Durable Functions backend: azureStorage (queues in the Function App storage account, polled with a back-off of at most 1 s) or durableTaskScheduler (a managed scheduler that pushes work items). docs/durable.md compares them.')
+param durableBackend string = 'azureStorage'
+
+@allowed([ 'Consumption', 'Dedicated' ])
+@description('Durable Task Scheduler SKU (durableBackend durableTaskScheduler only).')
+param durableTaskSchedulerSku string = 'Consumption'
+
 @description('HMAC key for per-call tokens (the azd preprovision hook generates one).')
 @secure()
 @minLength(32)
@@ -120,7 +133,10 @@ var names = {
   mediaIdentity: 'id-media-${token}'
   functionPlan: 'plan-${token}'
   functionApp: 'func-${token}'
+  durableScheduler: 'dts-${token}'
 }
+var durableTaskHub = 'SwitchboardHub' // host.json extensions.durableTask.hubName (tests/infra checks they match)
+var useDurableTaskScheduler = durableBackend == 'durableTaskScheduler'
 var cosmosDatabase = 'switchboard'
 var cosmosContainer = 'calls'
 var numbers = empty(calledNumbers) ? [] : split(replace(calledNumbers, ' ', ''), ',')
@@ -214,6 +230,18 @@ module registry 'modules/registry.bicep' = {
   params: { location: location, tags: tags, name: names.registry }
 }
 
+module durableScheduler 'modules/durable-task-scheduler.bicep' = if (useDurableTaskScheduler) {
+  name: 'durable-task-scheduler'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    name: names.durableScheduler
+    taskHubName: durableTaskHub
+    skuName: durableTaskSchedulerSku
+  }
+}
+
 module containerEnv 'modules/container-apps-env.bicep' = {
   name: 'container-apps-env'
   scope: rg
@@ -247,12 +275,22 @@ var sharedSettings = {
   TTS_ENGINE: 'azure'
   CHAT_ENGINE: 'azure_openai'
 }
+// host.json selects the Azure Storage backend. With the Durable Task Scheduler these settings override it
+// (AzureFunctionsJobHost__<path>: "Override host.json values" in the Functions host.json reference), so one
+// host.json serves both. The connection string is the scheduler's documented form for a system-assigned
+// identity ("Configure managed identity for Durable Task Scheduler"); the scheduler has no extended sessions.
+var durableSettings = useDurableTaskScheduler ? {
+  AzureFunctionsJobHost__extensions__durableTask__storageProvider__type: 'azureManaged'
+  AzureFunctionsJobHost__extensions__durableTask__storageProvider__connectionStringName: 'DURABLE_TASK_SCHEDULER_CONNECTION_STRING'
+  AzureFunctionsJobHost__extensions__durableTask__extendedSessionsEnabled: 'false'
+  DURABLE_TASK_SCHEDULER_CONNECTION_STRING: 'Endpoint=${durableScheduler.outputs.endpoint};Authentication=ManagedIdentity'
+} : {}
 var functionSettings = union(sharedSettings, {
   COSMOS_ENDPOINT: cosmos.outputs.endpoint
   COSMOS_DATABASE: cosmos.outputs.databaseName
   COSMOS_CONTAINER: cosmos.outputs.containerName
   CALL_RECORD_TTL_DAYS: string(callRecordTtlDays)
-})
+}, durableSettings)
 
 module functionApp 'modules/function-app.bicep' = {
   name: 'function-app'
@@ -269,6 +307,7 @@ module functionApp 'modules/function-app.bicep' = {
     signingSecretUri: keyVault.outputs.signingSecretUri
     maximumInstanceCount: functionMaxInstances
     instanceMemoryMB: 2048
+    durableAlwaysReady: functionDurableAlwaysReady
   }
 }
 
@@ -290,7 +329,10 @@ module access 'modules/access.bicep' = {
     redisName: redis.outputs.name
     registryName: registry.outputs.name
     appInsightsName: monitoring.outputs.appInsightsName
+    durableTaskSchedulerName: names.durableScheduler
+    useDurableTaskScheduler: useDurableTaskScheduler
   }
+  dependsOn: [ durableScheduler ] // its role is assigned on the scheduler (when there is one)
 }
 
 module mediaHost 'modules/media-host.bicep' = {

@@ -63,11 +63,15 @@ class Scope:
         self.overrides = overrides or {}
 
     def settings(self, expr: Any) -> dict[str, str]:
-        """An object expression (literal, variable, or `union(a, b)`) as setting name -> sample value."""
+        """An object expression (literal, variable, `union(a, b)` or `c ? a : b`) as setting name -> sample value."""
         if isinstance(expr, str) and expr in self.overrides:
             return dict(self.overrides[expr])
         if isinstance(expr, str) and expr in self.variables:
             return self.settings(self.variables[expr]["value"])
+        if isinstance(expr, dict) and expr.get("operator", {}).get("type") == "conditional":
+            # `cond ? {...} : {...}`: every setting either branch may set (the tests check all of them)
+            branches = expr["operator"]["operands"]
+            return {**self.settings(branches["false_value"]), **self.settings(branches["true_value"])}
         if isinstance(expr, dict) and expr.get("function", {}).get("type") == "union":
             merged: dict[str, str] = {}
             for arg in expr["function"]["parameters"].values():

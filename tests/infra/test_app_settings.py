@@ -16,6 +16,11 @@ PLATFORM = {
     "AzureWebJobsStorage__accountName", "AzureWebJobsStorage__credential",  # Functions host, identity-based
     "APPLICATIONINSIGHTS_CONNECTION_STRING", "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
     "AZURE_CLIENT_ID",  # DefaultAzureCredential: which user-assigned identity
+    # The Durable Task Scheduler backend (durableBackend): host.json overrides and the scheduler connection
+    "AzureFunctionsJobHost__extensions__durableTask__storageProvider__type",
+    "AzureFunctionsJobHost__extensions__durableTask__storageProvider__connectionStringName",
+    "AzureFunctionsJobHost__extensions__durableTask__extendedSessionsEnabled",
+    "DURABLE_TASK_SCHEDULER_CONNECTION_STRING",
 }
 
 # Settings with no default that the code reads but the template leaves unset, and why.

@@ -43,7 +43,15 @@ def known_upper_names() -> set[str]:
 
 
 def bicep_parameters() -> set[str]:
-    return {name for path in bicep.bicep_files() for name in bicep.parse(path).get("parameters", {})}
+    """Every parameter of every Bicep file, and the values an `@allowed` list gives it."""
+    names = set()
+    for path in bicep.bicep_files():
+        for name, spec in bicep.parse(path).get("parameters", {}).items():
+            names.add(name)
+            for decorator in spec.get("decorators", []):
+                if decorator.get("type") == "allowed":
+                    names |= {str(value) for value in decorator["argument"]}
+    return names
 
 
 def test_every_upper_case_name_exists() -> None:

@@ -1,6 +1,7 @@
 // Every role assignment, least privilege, each scoped to the one resource it is for. Identities:
 // the Function App's system identity, the media host's user-assigned identity, ACS's system identity,
-// and optionally a developer (for `func start` against these resources).
+// and optionally a developer (for `func start` against these resources and the Durable Task Scheduler
+// dashboard).
 param functionPrincipalId string
 param mediaHostPrincipalId string
 param acsPrincipalId string
@@ -16,6 +17,10 @@ param cosmosAccountName string
 param redisName string
 param registryName string
 param appInsightsName string
+@description('Durable Task Scheduler name (used only with useDurableTaskScheduler).')
+param durableTaskSchedulerName string
+@description('The Function App uses the Durable Task Scheduler backend: grant it, and the developer, its data role.')
+param useDurableTaskScheduler bool
 
 // Built-in role definition ids (stable across tenants).
 var roles = {
@@ -30,6 +35,9 @@ var roles = {
   cognitiveServicesUser: 'a97b65f3-24c7-4388-baec-2e87135dc908'
   acrPull: '7f951dda-4ed3-4680-a7ca-43fe172d538d'
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
+  // "Most Durable Functions apps require the Durable Task Data Contributor role" (Durable Task Scheduler
+  // identity docs); id as in Azure-Samples/Durable-Task-Scheduler (pdf-summarizer/infra/main.bicep).
+  durableTaskDataContributor: '0ad04412-c4d5-4796-b79c-f76d14c8d402'
 }
 var cosmosDataContributor = '00000000-0000-0000-0000-000000000002' // Cosmos DB Built-in Data Contributor
 var withDeveloper = !empty(developerPrincipalId)
@@ -54,6 +62,9 @@ resource redisDatabase 'Microsoft.Cache/redisEnterprise/databases@2025-04-01' ex
 }
 resource registry 'Microsoft.ContainerRegistry/registries@2023-07-01' existing = { name: registryName }
 resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = { name: appInsightsName }
+resource durableScheduler 'Microsoft.DurableTask/schedulers@2025-11-01' existing = if (useDurableTaskScheduler) {
+  name: durableTaskSchedulerName
+}
 
 // Who gets which role, on which resource. Everything is a service principal except the developer.
 var service = 'ServicePrincipal'
@@ -75,6 +86,8 @@ var developerSpeechGrants = [for id in developer: { principalId: id, role: roles
 var developerOpenAiGrants = [for id in developer: { principalId: id, role: roles.openAiUser, type: 'User' }]
 var aiGrants = concat(serviceAiGrants, developerSpeechGrants, developerOpenAiGrants)
 var signingReaders = [ functionPrincipalId, mediaHostPrincipalId ]
+var developerDurableGrants = [for id in developer: { principalId: id, type: 'User' }] // its dashboard
+var durableGrants = useDurableTaskScheduler ? concat([ { principalId: functionPrincipalId, type: service } ], developerDurableGrants) : []
 var cosmosWriters = concat([ functionPrincipalId ], developer)
 
 resource storageRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for grant in storageGrants: {
@@ -127,6 +140,17 @@ resource pullRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.acrPull)
   }
 }
+
+// Durable Task Scheduler data plane: orchestrations, activities and the client API of the Function App.
+resource durableRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for grant in durableGrants: {
+  scope: durableScheduler
+  name: guid(durableScheduler.id, grant.principalId, roles.durableTaskDataContributor)
+  properties: {
+    principalId: grant.principalId
+    principalType: grant.type
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.durableTaskDataContributor)
+  }
+}]
 
 // Secrets: each identity reads only the secrets it needs, not the whole vault.
 resource signingRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for principalId in signingReaders: {

@@ -1,5 +1,9 @@
 // The control plane: function_app.py on Flex Consumption (Python 3.11), with one always-ready instance
-// for the function that answers calls (a cold start there is a ringing phone nobody picks up).
+// for the function that answers calls (a cold start there is a ringing phone nobody picks up), and
+// durableAlwaysReady for the durable group: Flex scales orchestrations and activities on their own instances
+// (per-function scaling), so without one a call's first activity, or a hang-up raised to an idle call, can
+// wait for a cold start. Microsoft's Flex Consumption Durable Functions sample (durable-functions-order-
+// processing) recommends at least 1 (`az functionapp scale config always-ready set --settings durable=1`).
 param location string
 param tags object
 param name string
@@ -16,6 +20,9 @@ param signingSecretUri string
 param maximumInstanceCount int
 @allowed([ 2048, 4096 ])
 param instanceMemoryMB int
+@description('Always-ready instances for the durable group (orchestrations and activities).')
+@minValue(0)
+param durableAlwaysReady int
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   // checkov:skip=CKV_AZURE_225: Flex Consumption places instances itself; zone redundancy is a region-dependent opt-in left to the operator
@@ -30,7 +37,7 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
 resource site 'Microsoft.Web/sites@2024-04-01' = {
   // checkov:skip=CKV_AZURE_222: Event Grid and ACS Call Automation deliver calls and callbacks from the internet; callbacks carry signed per-call tokens and ACS JWTs
   // checkov:skip=CKV_AZURE_17: ACS callbacks and Event Grid deliveries present no client certificate
-  // checkov:skip=CKV_AZURE_212: Flex Consumption: one always-ready instance for on_incoming_call, more on demand; there is no plan-level instance minimum
+  // checkov:skip=CKV_AZURE_212: Flex Consumption: always-ready instances for on_incoming_call and the durable group, more on demand; there is no plan-level instance minimum
   // checkov:skip=CKV_AZURE_213: Flex Consumption has no App Service health check; /api/health serves monitoring probes
   name: name
   location: location
@@ -57,7 +64,10 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
       scaleAndConcurrency: {
         maximumInstanceCount: maximumInstanceCount
         instanceMemoryMB: instanceMemoryMB
-        alwaysReady: [ { name: 'function:on_incoming_call', instanceCount: 1 } ]
+        alwaysReady: [
+          { name: 'function:on_incoming_call', instanceCount: 1 }
+          { name: 'durable', instanceCount: durableAlwaysReady }
+        ]
       }
       runtime: { name: 'python', version: '3.11' }
     }
