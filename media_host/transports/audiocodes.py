@@ -296,7 +296,7 @@ class AudioCodesAdapter(WireAdapter):
                 return
             detail = ": ".join(x for x in (status.reason_code, status.reason) if x)
             channel.feed_event(TransferStatusReceived(status.status, detail[:200]))
-        elif name == wire.EVENT_START:
+        elif name == wire.EVENT_START.casefold():
             await self._on_start(activity)
         else:
             self._log_once(f"event:{name[:40]}", "ignoring activity event %r", name[:40])

@@ -130,7 +130,7 @@ EVENT_TRANSFER_STATUS: Final = "transferStatus"
 
 
 def event_name(activity: Activity) -> str | None:
-    """The event's name folded for comparison with the EVENT_* names (casefolded too); None if no event."""
+    """The event's name, casefolded: compare it with `EVENT_*.casefold()`. None if it is not an event."""
     if activity.type.casefold() != "event":
         return None
     return (activity.name or "").casefold()
