@@ -10,22 +10,34 @@
 Paths: `/v1/realtime?model=M` (OpenAI; beta clients add `OpenAI-Beta: realtime=v1`), `/openai/v1/realtime
 ?model=D` (Azure GA), `/openai/realtime?api-version=V&deployment=D` (Azure preview). A client of the
 other flavor is refused (400), every client while `refusing` (503). On connect: `session.created`.
-Client events are recorded per `Connection` and checked as the service would (tests/realtime_wire.py):
-a bad one gets an `error` event and is listed in `problems`.
+
+Strict as the service is: every event sent is a server event of the dialect as the openai SDK models it
+(tests/realtime_events.py; a test server that breaks this raises NonConformingEvent, in the send and again
+when the server closes); every client event received is validated against the SDK's client-event models
+and then checked as the service would (tests/realtime_wire.py `Checks`): a bad one gets an `error` event,
+as the service answers it, and is listed in `problems`. Responses follow the documented event order,
+cancellation included (tests/realtime_responses.py).
 
 Caller audio goes through an energy VAD in 20 ms frames: `start_frames` loud frames make `speech_started`
-(`audio_start_ms` = the first of them); `silence_ms` of quiet then makes `speech_stopped`, `committed`
+(`audio_start_ms` = the first of them); `silence_ms` of quiet then makes `speech_stopped`, `committed`,
+the user item (`conversation.item.added`, beta `.created`: InputAudioBufferCommittedEvent's docstring)
 and, if the session transcribes, with the next of `heard` as the transcript,
 `conversation.item.input_audio_transcription.completed`: sent after the answer's first audio, as the
-service often does. As the session's turn detection says
-(`create_response`, `interrupt_response`) the answer starts by itself and speech cancels a response.
+service often does ("may come before or after the Response events", its docstring). On Azure paths the
+transcription model must name one of `deployments` (or the Realtime deployment connected to): Azure
+takes a deployment name there (https://learn.microsoft.com/azure/foundry/openai/realtime-audio-reference,
+"Azure deviation"); with a model name it accepts the session and fails every transcription
+(`conversation.item.input_audio_transcription.failed`, as reported in openai/openai-agents-js#297).
+As the session's turn detection says (`create_response`, `interrupt_response`) the answer starts by
+itself and speech cancels a response.
 
 Each response (`response.create`, or a turn) serves the next script item:
 - `Speak(text, audio_ms)`: an assistant audio item, PCM16 24 kHz, each 20 ms frame starting with the
   response's `marker` (so a test counts what the caller got of it), the transcript spread over the
   chunks; sent `pace` x real time (0: at once); `drop_after_ms` kills the socket once that much is sent.
 - `Call(name, arguments)`: a function call item (beta: the name is on the item only); with `hold`, it
-  stops halfway through the arguments until cancelled.
+  stops partway through the arguments (`hold_at`) until cancelled; `outcome` incomplete / failed ends
+  the response so instead.
 `response.cancel` ends the response in flight (status cancelled), else it is the error
 `response_cancel_not_active`. With `lock_voice`, a voice change once assistant audio exists is refused.
 An out-of-band `response.create` (`conversation: none`) gets `holding_ms` of audio marked `HOLD_MARKER`
@@ -40,7 +52,6 @@ import base64
 import contextlib
 import itertools
 import json
-import math
 from collections import deque
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
@@ -50,10 +61,12 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from tests.realtime_events import NonConformingEvent, check_server_event, client_problems
+from tests.realtime_responses import ResponseStream
 from tests.realtime_wire import (
     BETA_NAMES,
-    BYTES_PER_MS,
     FRAME_BYTES,
+    HOLD_MARKER,
     Call,
     Checks,
     Event,
@@ -61,17 +74,13 @@ from tests.realtime_wire import (
     Speak,
     error,
     initial_session,
-    item_of,
     merge,
-    out_of_band,
-    response_of,
-    tone,
     transcription_of,
     turn_detection_of,
     voice_of,
 )
 
-__all__ = ["Call", "RealtimeServer", "Served", "Speak"]
+__all__ = ["Call", "NonConformingEvent", "RealtimeServer", "Served", "Speak"]
 
 LOUD = 500  # mean |sample| of a frame with speech
 
@@ -84,11 +93,14 @@ class Connection:
         self.path, _, query = request.path.partition("?")
         self.query = dict(p.partition("=")[::2] for p in query.split("&") if p)
         self.headers = {k.lower(): v for k, v in request.headers.raw_items()}
+        self.azure = self.path.startswith("/openai/")
+        self.deployments = {*server.deployments, self.query.get("model") or self.query.get("deployment") or ""}
         self.events: list[Event] = []
+        self.sent: list[Event] = []  # the server events sent, as sent (beta: beta names)
         self.audio = bytearray()  # all the caller audio appended
         self.session = initial_session(self.ga, f"sess_{number}")
-        self.response: Served | None = None
-        self._task: asyncio.Task[None] | None = None
+        self.stream: ResponseStream | None = None  # the response in the conversation, while in progress
+        self.asides: set[asyncio.Task[None]] = set()  # out-of-band responses being streamed
         self.items: dict[str, Served] = {}  # assistant items with audio, by id
         self.calls: set[str] = set()
         self.checks = Checks(self.ga, self.calls, lambda item: s.audio_ms if (s := self.items.get(item)) else None)
@@ -98,21 +110,48 @@ class Connection:
         self._speech: tuple[str, int, int] | None = None  # (item id, start ms, end ms of the last loud frame)
         self._transcript: Event | None = None  # due after the answer's first audio
 
+    @property
+    def response(self) -> Served | None:
+        """The response in progress (None once its response.done is sent, or the socket dropped)."""
+        stream = self.stream
+        active = stream is not None and stream.served.status == "in_progress" and not stream.dropped
+        return stream.served if active and stream is not None else None
+
     async def send(self, event: Event) -> None:
         kind = event["type"]
         event = {**event, "type": kind if self.ga else BETA_NAMES.get(kind, kind),
                  "event_id": f"event_{next(self.server.ids)}"}
+        try:
+            check_server_event(event, self.ga)
+        except NonConformingEvent as exc:
+            self.server.nonconforming.append(str(exc))
+            raise
+        self.sent.append(event)
         with contextlib.suppress(ConnectionClosed):
             await self.ws.send(json.dumps(event))
+
+    async def transcribed(self) -> None:
+        event, self._transcript = self._transcript, None
+        if event is not None:
+            await self.send(event)
 
     def drop(self) -> None:
         self.ws.transport.abort()
 
+    def changed(self) -> None:
+        self.server.changed()
+
     # --- client events ---------------------------------------------------------------------------
     async def handle(self, event: Event) -> None:
-        aside = event["type"] == "response.create" and (event.get("response") or {}).get("conversation") == "none"
+        aside = event.get("type") == "response.create" and (event.get("response") or {}).get("conversation") == "none"
         (self.server.out_of_band if aside else self.events).append(event)
         self.server.changed()
+        schema = client_problems(event, self.ga)
+        if schema:  # the service's answer: the first problem, with its param
+            self.server.problems += [f"{event.get('type')}: {p.message}" for p in schema]
+            await self.send(error(schema[0].code, schema[0].message, param=schema[0].param,
+                                  event_id=event.get("event_id")))
+            return
         problems = self.checks.problems(event)
         if problems:
             self.server.problems += problems
@@ -144,9 +183,14 @@ class Connection:
 
     async def _create(self, event: Event, aside: bool) -> None:
         if aside:  # answered at once, beside any response in flight; no script item, nothing served
-            ids = (f"resp_oob_{next(self.server.ids)}", f"item_{next(self.server.ids)}")
-            for reply in out_of_band(*ids, event["response"].get("metadata"), self.server.holding_ms):
-                await self.send(reply)
+            body = event["response"]
+            served = Served(f"resp_oob_{next(self.server.ids)}", f"item_{next(self.server.ids)}",
+                            Speak("", self.server.holding_ms), marker=HOLD_MARKER, metadata=body.get("metadata"))
+            stream = ResponseStream(self, served, conversation=False)
+            await stream.start()
+            assert stream.task is not None
+            self.asides.add(stream.task)
+            stream.task.add_done_callback(self.asides.discard)
         elif self.response is not None:
             await self.send(error("conversation_already_has_active_response", "a response is in progress",
                                   event_id=event.get("event_id")))
@@ -193,27 +237,33 @@ class Connection:
         (item_id, _, end_ms), self._speech = self._speech, None
         await self.send({"type": "input_audio_buffer.speech_stopped", "audio_end_ms": end_ms, "item_id": item_id})
         await self.send({"type": "input_audio_buffer.committed", "previous_item_id": None, "item_id": item_id})
-        if transcription_of(self.session, self.ga):
+        await self.send({"type": "conversation.item.added", "previous_item_id": None, "item": {
+            "id": item_id, "object": "realtime.item", "type": "message", "role": "user", "status": "completed",
+            "content": [{"type": "input_audio", "transcript": None}]}})
+        transcription = transcription_of(self.session, self.ga)
+        if transcription is not None:
             heard = self.server.heard.popleft() if self.server.heard else ""
-            self._transcript = {"type": "conversation.item.input_audio_transcription.completed",
-                                "item_id": item_id, "content_index": 0, "transcript": heard}
+            where = {"item_id": item_id, "content_index": 0}
+            if self.azure and transcription.get("model") not in self.deployments:
+                self._transcript = {"type": "conversation.item.input_audio_transcription.failed", **where, "error": {
+                    "type": "server_error", "code": None, "param": None,
+                    "message": f"Input transcription failed for item '{item_id}'."}}
+            else:
+                self._transcript = {"type": "conversation.item.input_audio_transcription.completed", **where,
+                                    "transcript": heard, "usage": {"type": "tokens", "input_tokens": 13,
+                                                                   "output_tokens": 9, "total_tokens": 22}}
         await self._respond_to_turn()
 
     async def _respond_to_turn(self) -> None:
         if self._detection().get("create_response", True) and self.response is None:
             await self.respond()
         else:
-            await self._transcribed()
-
-    async def _transcribed(self) -> None:
-        event, self._transcript = self._transcript, None
-        if event is not None:
-            await self.send(event)
+            await self.transcribed()
 
     def _detection(self) -> Event:
         return turn_detection_of(self.session, self.ga)
 
-    # --- responses -------------------------------------------------------------------------------
+    # --- responses (tests/realtime_responses.py streams them) --------------------------------------
     async def respond(self, overrides: Event | None = None) -> None:
         server = self.server
         number = next(server.responses)
@@ -221,106 +271,44 @@ class Connection:
         if script is None:
             server.problems.append("script exhausted: the test expected fewer responses")
         served = Served(f"resp_{number}", f"item_{next(server.ids)}", script, marker=1000 + number)
+        if isinstance(script, Call):
+            served.call_id = f"call_{next(server.ids)}"
+            self.calls.add(served.call_id)
+        elif isinstance(script, Speak):
+            self.items[served.item_id] = served
         tools = (overrides or {}).get("tools") or self.session.get("tools") or []
         served.tools = [str(t.get("name")) for t in tools]
         server.served.append(served)
-        self.response = served
-        await self.send({"type": "response.created", "response": response_of(served, self.ga)})
-        self._task = asyncio.create_task(self._stream(served))
-
-    async def _stream(self, served: Served) -> None:
-        script = served.script
-        if isinstance(script, Speak):
-            if not await self._speak(served, script):
-                return  # dropped
-        elif isinstance(script, Call):
-            await self._call(served, script)
-        await self._transcribed()
-        served.status = "completed"
-        self.response = None
-        await self.send({"type": "response.done", "response": response_of(served, self.ga)})
-        self.server.changed()
-
-    async def _speak(self, served: Served, s: Speak) -> bool:
-        item = item_of(served, self.ga, "in_progress")
-        await self.send({"type": "response.output_item.added", "response_id": served.id, "output_index": 0,
-                         "item": item})
-        await self.send({"type": "conversation.item.added", "previous_item_id": None, "item": item})
-        self.items[served.item_id] = served
-        audio, words = tone(s.audio_ms, served.marker), s.text.split()
-        chunks, chunk_bytes = max(1, math.ceil(s.audio_ms / s.chunk_ms)), s.chunk_ms * BYTES_PER_MS
-        where = {"response_id": served.id, "item_id": served.item_id, "output_index": 0, "content_index": 0}
-        for i in range(chunks):
-            if s.drop_after_ms is not None and i * s.chunk_ms >= s.drop_after_ms:
-                self.response = None
-                self.drop()
-                return False
-            pcm = audio[i * chunk_bytes:(i + 1) * chunk_bytes]
-            served.audio += pcm
-            await self.send({"type": "response.output_audio.delta", **where,
-                             "delta": base64.b64encode(pcm).decode()})
-            said = words[len(words) * i // chunks:len(words) * (i + 1) // chunks]
-            if said:
-                served.said += said
-                await self.send({"type": "response.output_audio_transcript.delta", **where,
-                                 "delta": " ".join(said) + " "})
-            if i == 0:
-                await self._transcribed()
-            self.server.changed()
-            if s.pace:
-                await asyncio.sleep(s.chunk_ms / 1000 / s.pace)
-        await self.send({"type": "response.output_audio.done", **where})
-        await self.send({"type": "response.output_audio_transcript.done", **where, "transcript": s.text})
-        await self.send({"type": "response.output_item.done", "response_id": served.id, "output_index": 0,
-                         "item": item_of(served, self.ga, "completed")})
-        return True
-
-    async def _call(self, served: Served, c: Call) -> None:
-        arguments = c.arguments_json
-        served.call_id = f"call_{next(self.server.ids)}"
-        self.calls.add(served.call_id)
-        item = item_of(served, self.ga, "in_progress")
-        await self.send({"type": "response.output_item.added", "response_id": served.id, "output_index": 0,
-                         "item": item})
-        await self.send({"type": "conversation.item.added", "previous_item_id": None, "item": item})
-        await self._transcribed()
-        where = {"response_id": served.id, "item_id": served.item_id, "output_index": 0, "call_id": served.call_id}
-        for piece in (arguments[:len(arguments) // 2], arguments[len(arguments) // 2:]):
-            served.said.append(piece)
-            await self.send({"type": "response.function_call_arguments.delta", **where, "delta": piece})
-            self.server.changed()
-            if c.hold:
-                await asyncio.Event().wait()  # until cancelled
-        done = {"type": "response.function_call_arguments.done", **where, "arguments": arguments}
-        await self.send({**done, "name": c.name} if self.ga else done)  # beta: the name is on the item only
-        await self.send({"type": "response.output_item.done", "response_id": served.id, "output_index": 0,
-                         "item": item_of(served, self.ga, "completed")})
+        self.stream = ResponseStream(self, served)
+        await self.stream.start()
 
     async def cancel(self, reason: str) -> None:
-        served, task = self.response, self._task
-        assert served is not None
-        if task is not None:
+        stream = self.stream
+        assert stream is not None
+        await stream.cancel(reason)
+
+    def close(self) -> None:
+        for task in [*self.asides, *([self.stream.task] if self.stream and self.stream.task else [])]:
             task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-        served.status, self.response = "cancelled", None
-        body = response_of(served, self.ga)
-        body["status_details"] = {"type": "cancelled", "reason": reason}
-        await self.send({"type": "response.done", "response": body})
-        self.server.changed()
+        if self._transcript is not None and "transcript" in self._transcript:  # never delivered: the next
+            self.server.heard.appendleft(self._transcript["transcript"])  # socket's turn gets it
 
 
 class RealtimeServer:
     def __init__(self, flavor: str, script: Iterable[Speak | Call] = (), *, heard: Iterable[str] = (),
-                 start_frames: int = 2, silence_ms: int = 200, lock_voice: bool = False) -> None:
+                 start_frames: int = 2, silence_ms: int = 200, lock_voice: bool = False,
+                 deployments: Iterable[str] = ()) -> None:
         self.flavor = str(getattr(flavor, "value", flavor))
         self.ga = self.flavor == "ga"
         self.script: deque[Speak | Call] = deque(script)
         self.heard: deque[str] = deque(heard)
         self.start_frames, self.silence_ms, self.lock_voice = start_frames, silence_ms, lock_voice
+        self.deployments = set(deployments)  # of the Azure resource, besides the Realtime one connected to
         self.connections: list[Connection] = []
         self.refusing = False  # set: every new connection is refused (503), as by a service that is down
         self.refused: list[str] = []  # why handshakes were refused
         self.problems: list[str] = []  # client events the service would have rejected
+        self.nonconforming: list[str] = []  # events this server sent that the SDK's models reject (its own bug)
         self.served: list[Served] = []
         self.out_of_band: list[Event] = []  # out-of-band response.creates (not in `events()`)
         self.holding_ms = 600  # the audio each of them gets
@@ -340,6 +328,9 @@ class RealtimeServer:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+        if self.nonconforming and exc[0] is None:
+            raise NonConformingEvent("the test server sent events the SDK's models reject: "
+                                     + " | ".join(self.nonconforming))
 
     @property
     def url(self) -> str:
@@ -399,8 +390,5 @@ class RealtimeServer:
         except ConnectionClosed:
             pass
         finally:
-            if conn._task is not None:
-                conn._task.cancel()
-            if conn._transcript is not None:  # never delivered: the next socket's turn gets it
-                self.heard.appendleft(conn._transcript["transcript"])
+            conn.close()
             self.changed()

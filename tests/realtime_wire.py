@@ -42,7 +42,10 @@ class Speak:
 class Call:
     name: str
     arguments: dict[str, Any] | str = field(default_factory=dict)
-    hold: bool = False  # stop halfway through the arguments until cancelled (the model is still writing them)
+    hold: bool = False  # stop partway through the arguments until cancelled (the model is still writing them)
+    hold_at: float = 0.5  # the share of the arguments streamed before the hold (1.0: all, not yet done)
+    outcome: str = "completed"  # or `incomplete` (max_output_tokens) / `failed`: how the response ends
+    repeat_done: bool = False  # its response.done is sent twice (a client must act on it once)
 
     @property
     def arguments_json(self) -> str:
@@ -61,7 +64,10 @@ class Served:
     said: list[str] = field(default_factory=list)  # transcript words, or function arguments, sent so far
     call_id: str | None = None
     status: str = "in_progress"
+    status_details: Event | None = None
+    item_status: str | None = None  # its output item: None (not started), in_progress, completed, incomplete
     tools: list[str] = field(default_factory=list)  # the tools the model had for it (session or response)
+    metadata: dict[str, str] | None = None  # of an out-of-band response (response.create's metadata)
 
     @property
     def audio_ms(self) -> float:
@@ -69,22 +75,30 @@ class Served:
 
 
 def item_of(served: Served, ga: bool, status: str) -> Event:
-    """The output item of a response, as the service describes it."""
+    """The output item of a response, as the service describes it (`status` in_progress: no content yet)."""
     item: Event = {"id": served.item_id, "object": "realtime.item", "status": status}
     if isinstance(served.script, Call):
         return {**item, "type": "function_call", "name": served.script.name, "call_id": served.call_id,
                 "arguments": "" if status == "in_progress" else "".join(served.said)}
     content = [] if status == "in_progress" else [{"type": "output_audio" if ga else "audio",
-                                                   "transcript": " ".join(served.said)}]
+                                                   "transcript": transcript_of(served)}]
     return {**item, "type": "message", "role": "assistant", "content": content}
 
 
+def transcript_of(served: Served) -> str:
+    """The transcript of what was generated: all of it, or (cut short) the words sent so far."""
+    if isinstance(served.script, Speak) and served.item_status != "incomplete":
+        return served.script.text
+    return " ".join(served.said)
+
+
 def response_of(served: Served, ga: bool) -> Event:
-    """The `response` of response.created / response.done."""
+    """The `response` of response.created / response.done: response.done lists every output item
+    generated, cut short or not (ResponseDoneEvent's docstring)."""
     body: Event = {"object": "realtime.response", "id": served.id, "status": served.status,
-                   "status_details": None, "usage": None, "metadata": None}
-    body["output"] = [] if served.script is None or served.status == "in_progress" else [
-        item_of(served, ga, "completed" if served.status == "completed" else "incomplete")]
+                   "status_details": served.status_details, "usage": None, "metadata": served.metadata}
+    done = served.status != "in_progress" and served.item_status is not None
+    body["output"] = [item_of(served, ga, str(served.item_status))] if done else []
     body.update({"output_modalities": ["audio"]} if ga else {"modalities": ["audio", "text"]})
     return body
 
@@ -102,19 +116,6 @@ def marker_of(frame: bytes) -> int:
 
 
 HOLD_MARKER = 777  # the marker of the audio of out-of-band responses (the pipeline's holding phrase)
-
-
-def out_of_band(response_id: str, item_id: str, metadata: Any, ms: int) -> list[Event]:
-    """The events of an out-of-band response (`conversation: none`): audio at once, nothing in the conversation."""
-    head: Event = {"object": "realtime.response", "id": response_id, "status": "in_progress", "conversation_id": None,
-                   "metadata": metadata, "output": [], "status_details": None, "usage": None}
-    where = {"response_id": response_id, "item_id": item_id, "output_index": 0, "content_index": 0}
-    audio = tone(ms, HOLD_MARKER)
-    chunk = 100 * BYTES_PER_MS
-    deltas = [{"type": "response.output_audio.delta", **where, "delta": base64.b64encode(audio[i:i + chunk]).decode()}
-              for i in range(0, len(audio), chunk)]
-    return [{"type": "response.created", "response": head}, *deltas, {"type": "response.output_audio.done", **where},
-            {"type": "response.done", "response": {**head, "status": "completed"}}]
 
 
 # --- server events a test may emit -------------------------------------------------------------------
@@ -165,9 +166,10 @@ def transcription_of(session: Event, ga: bool) -> Event | None:
 
 
 def merge(into: Event, update: Event) -> None:
-    """A session.update applied: nested objects key by key."""
+    """A session.update applied: nested objects key by key, except an object of one of several types
+    (turn_detection server_vad / semantic_vad, a format): a new one replaces the old."""
     for key, value in update.items():
-        if isinstance(value, dict) and isinstance(into.get(key), dict):
+        if isinstance(value, dict) and isinstance(into.get(key), dict) and "type" not in value:
             merge(into[key], value)
         else:
             into[key] = value

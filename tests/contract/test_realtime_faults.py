@@ -25,9 +25,9 @@ from media_host.pipelines.realtime.pipeline import Liveness, RealtimePipeline
 from media_host.server import MediaHost
 from media_host.transports.acs import AcsAdapter
 from tests.acs_client import AcsClient
-from tests.contract.test_realtime_pipeline import QUIET, RtCall, agents_dir, item_texts
 from tests.fault_proxy import FaultProxy
 from tests.media_harness import running_host, seed_call
+from tests.realtime_harness import QUIET, RtCall, agents_dir, item_texts
 from tests.realtime_server import RealtimeServer, Speak
 from tests.realtime_wire import HOLD_MARKER, marker_of
 

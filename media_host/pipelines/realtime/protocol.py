@@ -73,6 +73,50 @@ def parse(message: bytes | str) -> dict[str, Any] | None:
     return event
 
 
+@dataclass(frozen=True)
+class FunctionCall:
+    call_id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True)
+class ResponseDone:
+    """A `response.done`: how the response ended and what it generated. The service sends one for every
+    response, "no matter the final state"; its `status` says whether it completed (`completed`) or not
+    (`cancelled`, `incomplete`, `failed`), and `output` holds every item generated, cut short or not
+    (ResponseDoneEvent, openai.types.realtime and .beta.realtime, openai 3.63.0)."""
+
+    id: str
+    status: str  # "" if the event has none (then it did not complete, as far as we know)
+    details: dict[str, Any]
+    output: list[dict[str, Any]]
+    calls: tuple[FunctionCall, ...]  # function calls the model finished (item status completed, or none given)
+    unfinished: tuple[str, ...]  # call ids of function calls it did not (status incomplete / in_progress)
+
+    @property
+    def completed(self) -> bool:
+        return self.status == "completed"
+
+    @classmethod
+    def parse(cls, event: dict[str, Any]) -> ResponseDone:
+        raw = event.get("response")
+        body: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        output = [item for item in body.get("output") or [] if isinstance(item, dict)]
+        calls, unfinished = [], []
+        for item in output:
+            if item.get("type") != "function_call":
+                continue
+            call_id = str(item.get("call_id") or "")
+            if item.get("status", "completed") == "completed":
+                calls.append(FunctionCall(call_id, str(item.get("name") or ""), str(item.get("arguments") or "")))
+            else:
+                unfinished.append(call_id)
+        details = body.get("status_details")
+        return cls(str(body.get("id") or ""), str(body.get("status") or ""),
+                   details if isinstance(details, dict) else {}, output, tuple(calls), tuple(unfinished))
+
+
 def turn_detection(spec: TurnDetection) -> dict[str, Any]:
     """Server-side turn-taking from the agent's settings: the server answers and barges in by itself."""
     detection: dict[str, Any] = {"type": spec.type}
