@@ -146,6 +146,9 @@ class Settings(BaseSettings):
     azure_openai_api_version: str = Field("2025-04-01-preview", description="Azure OpenAI api-version.")
     azure_openai_chat_deployment: str | None = Field(None, description="Chat model deployment name.")
     azure_openai_realtime_deployment: str | None = Field(None, description="Realtime model deployment name.")
+    azure_openai_transcription_deployment: str | None = Field(None, description=(
+        "Deployment that transcribes the caller in Realtime calls (e.g. of gpt-4o-mini-transcribe): Azure takes a "
+        "deployment name where OpenAI takes the agent's `transcription_model`. Unset: not transcribed on Azure."))
     azure_openai_realtime_api_version: str = Field(
         "2025-04-01-preview", description="api-version of the Azure Realtime preview (REALTIME_FLAVOR=beta)."
     )

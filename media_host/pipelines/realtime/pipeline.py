@@ -53,7 +53,7 @@ from media_host.pipelines.realtime.link import (
     RealtimeLink,
 )
 from media_host.pipelines.realtime.playback import Playback
-from media_host.pipelines.realtime.protocol import BENIGN_ERRORS, SAMPLE_RATE, Dialect
+from media_host.pipelines.realtime.protocol import BENIGN_ERRORS, BY_MODEL_NAME, SAMPLE_RATE, Dialect, Transcription
 from media_host.pipelines.realtime.responses import Responses
 from media_host.pipelines.realtime.session import SessionControl
 from media_host.pipelines.realtime.turns import AgentItem, Entry, Journal, Said
@@ -84,13 +84,14 @@ class RealtimePipeline:
                  flavor: RealtimeFlavor = RealtimeFlavor.GA, reconnect_attempts: int = 5,
                  backoff: Sequence[float] = BACKOFF_S, on_latency: Callable[[dict[str, float]], None] | None = None,
                  metrics: MediaMetrics | None = None, events: Counter | None = None,
-                 liveness: Liveness | None = None) -> None:
+                 liveness: Liveness | None = None, transcription: Transcription = BY_MODEL_NAME) -> None:
         self.connector = connector
         self.control_plane = control_plane
         self.flavor = flavor
         self.reconnect_attempts = reconnect_attempts
         self.backoff = tuple(backoff)
         self.liveness = liveness or Liveness()
+        self.transcription = transcription  # what a session names to transcribe the caller (OpenAI, Azure)
         self.holding_clips = HoldingClips()  # the holding phrase, rendered once per voice for every call
         self.on_latency = on_latency
         self.metrics = metrics
@@ -108,7 +109,7 @@ def realtime_pipeline_from_settings(settings: Settings, control_plane: ControlPl
                                     events: Counter | None = None) -> RealtimePipeline:
     return RealtimePipeline(realtime_connector(settings), control_plane, flavor=settings.realtime_flavor,
                             reconnect_attempts=settings.realtime_reconnect_attempts, on_latency=on_latency,
-                            metrics=metrics, events=events)
+                            metrics=metrics, events=events, transcription=Transcription.from_settings(settings))
 
 
 class RealtimeCall:
@@ -126,7 +127,7 @@ class RealtimeCall:
                                  on_restored=self._on_restored, on_failed=self._on_failed,
                                  on_stalled=self._on_stalled, ping_every_s=live.ping_every_s,
                                  stall_after_s=live.stall_after_s, dead_after_s=live.dead_after_s)
-        self.session = SessionControl(self.conv, self.dialect, self.link, self.journal)
+        self.session = SessionControl(self.conv, self.dialect, self.link, self.journal, pipeline.transcription)
         self.playback = Playback(call, self.journal, self.link, self.dialect, self._on_item_started)
         self.holding = HoldingLine(pipeline.holding_clips, self.conv, self.link, self.dialect, self.playback,
                                    count=self.count, hold_after_s=live.hold_after_s)
@@ -287,7 +288,7 @@ class RealtimeCall:
 
     def _on_committed(self, event: Event) -> None:
         self.call.send(TurnCommitted())
-        if not self.conv.agent.spec.realtime.transcription_model:
+        if not self.session.transcribes:
             self._release_audio()
             return  # no transcript will come: the turn cannot be written (and must not hold the others up)
         item_id = str(event.get("item_id") or "")

@@ -29,13 +29,15 @@ function_call_output items, error, rate_limits.updated) is the same in both.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 from agents import Agent, PromptVariables
 from agents.schema import TurnDetection
-from switchboard.settings import RealtimeFlavor
+from switchboard.settings import RealtimeFlavor, Settings
 
+log = logging.getLogger(__name__)
 SAMPLE_RATE = 24000  # GA audio/pcm is 24 kHz only (beta pcm16 is too)
 
 # beta name -> GA name (server events)
@@ -134,6 +136,34 @@ def turn_detection(spec: TurnDetection) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
+class Transcription:
+    """What a session's input transcription names. OpenAI takes a model name: the agent's
+    `transcription_model`. Azure OpenAI takes the name of a deployment there ("Azure deviation",
+    https://learn.microsoft.com/azure/foundry/openai/realtime-audio-reference) and fails every transcription
+    of a model name it has no deployment of: AZURE_OPENAI_TRANSCRIPTION_DEPLOYMENT serves every agent that
+    transcribes; without it a session on Azure does not transcribe."""
+
+    azure: bool = False
+    deployment: str | None = None
+
+    def model(self, agent_model: str) -> str | None:
+        """The name to send for an agent's `transcription_model` (None: no transcription)."""
+        if not agent_model:
+            return None
+        return (self.deployment or None) if self.azure else agent_model
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Transcription:
+        azure = settings.resolved_realtime == "azure"
+        if azure and not settings.azure_openai_transcription_deployment:
+            log.warning("realtime: AZURE_OPENAI_TRANSCRIPTION_DEPLOYMENT is not set: callers are not transcribed")
+        return cls(azure=azure, deployment=settings.azure_openai_transcription_deployment)
+
+
+BY_MODEL_NAME = Transcription()  # OpenAI's way: the agent's model
+
+
+@dataclass(frozen=True)
 class SessionConfig:
     """What a session is configured with, flavor-independent."""
 
@@ -144,11 +174,12 @@ class SessionConfig:
     transcription_model: str | None = None
 
     @classmethod
-    def for_agent(cls, agent: Agent, variables: PromptVariables) -> SessionConfig:
+    def for_agent(cls, agent: Agent, variables: PromptVariables,
+                  transcription: Transcription = BY_MODEL_NAME) -> SessionConfig:
         realtime = agent.spec.realtime
         return cls(instructions=agent.render_prompt(variables), voice=realtime.voice, tools=agent.realtime_tools(),
                    turn_detection=turn_detection(realtime.turn_detection),
-                   transcription_model=realtime.transcription_model or None)
+                   transcription_model=transcription.model(realtime.transcription_model))
 
 
 class Dialect:

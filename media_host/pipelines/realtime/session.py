@@ -15,7 +15,13 @@ from typing import Any
 
 from media_host.pipelines.cascade.conversation import Conversation
 from media_host.pipelines.realtime.link import Event, RealtimeLink
-from media_host.pipelines.realtime.protocol import Dialect, SessionConfig, is_voice_refusal
+from media_host.pipelines.realtime.protocol import (
+    BY_MODEL_NAME,
+    Dialect,
+    SessionConfig,
+    Transcription,
+    is_voice_refusal,
+)
 from media_host.pipelines.realtime.turns import Journal
 
 RESTORED_TURNS = 40  # the most recent text turns given back to a new session
@@ -24,14 +30,21 @@ APOLOGY = ("The line to you dropped for a moment. Apologise briefly for the inte
 
 
 class SessionControl:
-    def __init__(self, conv: Conversation, dialect: Dialect, link: RealtimeLink, journal: Journal) -> None:
+    def __init__(self, conv: Conversation, dialect: Dialect, link: RealtimeLink, journal: Journal,
+                 transcription: Transcription = BY_MODEL_NAME) -> None:
         self.conv, self.dialect, self.link, self.journal = conv, dialect, link, journal
+        self.transcription = transcription
         self.voice = conv.agent.spec.realtime.voice  # the voice the session speaks with
         self.voice_change: tuple[str, str, SessionConfig] | None = None  # (event_id, previous voice, config)
         self.ids = itertools.count(1)
 
     def config(self) -> SessionConfig:
-        return SessionConfig.for_agent(self.conv.agent, self.conv.variables())
+        return SessionConfig.for_agent(self.conv.agent, self.conv.variables(), self.transcription)
+
+    @property
+    def transcribes(self) -> bool:
+        """The session transcribes the caller (a transcript follows each caller turn)."""
+        return self.transcription.model(self.conv.agent.spec.realtime.transcription_model) is not None
 
     def instructions(self, then: str) -> str:
         """Per-response instructions replace the session's: the agent's prompt, then what to do now."""
