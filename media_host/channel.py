@@ -7,6 +7,7 @@ and from the rates the pipeline asked for, with resamplers and framers allocated
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
 from collections.abc import Callable
@@ -29,6 +30,8 @@ from media_host.playout import PlayoutQueue
 from media_host.session_writer import SessionWriter
 from switchboard.session_models import CallState
 from switchboard.session_store import SessionStore
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -65,7 +68,9 @@ class CallChannel:
         self._inbound_audio = 0
         self._inbound_limit = inbound_limit_frames
         self._inbound_ready = asyncio.Event()
-        self._control: asyncio.Queue[Outbound] = asyncio.Queue()
+        self._control: deque[Outbound] = deque()
+        self._control_ready = asyncio.Event()
+        self._control_closed = False  # the call is ending: nothing more is queued
         self.last_inbound_at = time.monotonic()
         self.frames_in = 0
         self.dropped_frames = 0
@@ -111,15 +116,24 @@ class CallChannel:
         self._inbound_audio += 1
         self._inbound_ready.set()
 
-    async def next_control(self) -> Outbound:
-        return await self._control.get()
+    async def next_control(self) -> Outbound | None:
+        """The next event for the transport, in order; None once the queue is closed and empty."""
+        while not self._control:
+            if self._control_closed:
+                return None
+            self._control_ready.clear()
+            await self._control_ready.wait()
+        return self._control.popleft()
 
-    def drain_control(self) -> list[Outbound]:
-        """Everything queued for the transport and not yet taken (at the end of a call)."""
-        events = []
-        while not self._control.empty():
-            events.append(self._control.get_nowait())
-        return events
+    def close_control(self) -> None:
+        """The call is ending: nothing more is queued; the sender finishes what is (see runner.py)."""
+        self._control_closed = True
+        self._control_ready.set()
+
+    @property
+    def queued_control(self) -> tuple[Outbound, ...]:
+        """Queued for the transport and not taken yet."""
+        return tuple(self._control)
 
     # --- pipeline side -------------------------------------------------------------------------
     async def receive(self) -> Inbound:
@@ -156,13 +170,17 @@ class CallChannel:
         return heard
 
     def send(self, event: Outbound) -> None:
+        if self._control_closed:  # the call's tasks are ending: nobody would send it
+            log.warning("%s after the end of the call: not sent", type(event).__name__)
+            return
         if isinstance(event, HangUp):
             self.agent_hung_up = True
         elif isinstance(event, Transfer):
             self.transfer_requested = True
         if self.monitor is not None:
             self.monitor(self.info.call_id, event)
-        self._control.put_nowait(event)
+        self._control.append(event)
+        self._control_ready.set()
 
     def outcome(self, default: str) -> str:
         """How the call ended, for metrics: what the parties did, else what the runner saw."""

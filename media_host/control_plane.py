@@ -8,7 +8,9 @@ own socket and never come here.)
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Sequence
 from typing import Any, Protocol
 from urllib.parse import quote
 
@@ -20,6 +22,11 @@ from switchboard.session_store import SessionStore
 from switchboard.tokens import Purpose
 
 log = logging.getLogger(__name__)
+
+# Backoff between attempts: four attempts of at most 3 s each, ~16 s in all (runner.CONTROL_DRAIN_S is more).
+RETRY_DELAYS_S = (0.5, 1.0, 2.0)
+# Worth another attempt: the Function App answers 503 when it could not raise the event (acs_events.py).
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
 
 class ControlPlane(Protocol):
@@ -67,29 +74,52 @@ class FunctionsControlPlane(SessionControlPlane):
     """Also raises each request to the call's `call_session` orchestration through the Function App
     (`POST /api/calls/{id}/events/{name}`, authorised by a per-call callback token).
 
-    The session keeps the request whatever happens, so a Function App that is briefly unreachable
-    loses nothing: the failure is logged and counted, and the call goes on.
+    A hang-up or transfer that fails (unreachable, timed out, 5xx, 429) is tried again with backoff: it
+    is the only way the orchestration learns of it. A repeat is harmless if an earlier attempt did land
+    (call_session ignores a hang-up while ending and a transfer while transferring). A handoff notice is
+    tried once: a turn waits on it, and the orchestration only keeps it for the record. What still
+    fails is logged as an error and counted; the session keeps the request whatever happens.
     """
 
     def __init__(self, store: SessionStore, base_url: str, *, timeout_s: float = 3.0,
-                 writer: SessionWriter | None = None) -> None:
+                 retry_delays_s: Sequence[float] = RETRY_DELAYS_S, writer: SessionWriter | None = None) -> None:
         super().__init__(store, writer)
         self.base_url = base_url.rstrip("/")
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self.retry_delays = tuple(retry_delays_s)
         self._client: aiohttp.ClientSession | None = None
         self.failures = 0
 
-    async def _raise(self, call_id: str, name: str, data: dict[str, Any]) -> None:
-        token = self.store.issue_token(call_id, Purpose.CALLBACK, 300)
+    async def _raise(self, call_id: str, name: str, data: dict[str, Any], *, retry: bool = True) -> None:
         url = f"{self.base_url}/api/calls/{quote(call_id, safe='')}/events/{name}"
+        delays = self.retry_delays if retry else ()
+        for attempt in range(1, len(delays) + 2):
+            failure = await self._post(call_id, url, data)
+            if failure is None:
+                return
+            error, retryable = failure
+            if not retryable or attempt > len(delays):
+                self.failures += 1
+                log.error("raising %s to the orchestration failed", name, extra={"error": error, "attempts": attempt})
+                return
+            log.info("retrying %s: attempt %d failed", name, attempt, extra={"error": error})
+            await asyncio.sleep(delays[attempt - 1])
+
+    async def _post(self, call_id: str, url: str, data: dict[str, Any]) -> tuple[str, bool] | None:
+        """None once the Function App took the event; else what failed, and whether to try again."""
         if self._client is None:  # created on the running loop, on first use
             self._client = aiohttp.ClientSession(timeout=self.timeout)
+        token = self.store.issue_token(call_id, Purpose.CALLBACK, 300)
         try:
             async with self._client.post(url, params={"token": token}, json=data) as response:
-                response.raise_for_status()
+                if response.status == 409:  # callbacks/acs_events.py: the call has ended (the caller hung up first)
+                    log.info("the orchestration has ended: event dropped")
+                    return None
+                if response.status >= 400:
+                    return f"HTTP {response.status}", response.status in RETRY_STATUSES
         except (aiohttp.ClientError, TimeoutError) as exc:
-            self.failures += 1
-            log.warning("raising %s to the orchestration failed", name, extra={"error": type(exc).__name__})
+            return type(exc).__name__, True
+        return None
 
     async def request_transfer(self, call_id: str, target: str, reason: str) -> None:
         await super().request_transfer(call_id, target, reason)
@@ -106,7 +136,7 @@ class FunctionsControlPlane(SessionControlPlane):
             session = await self.store.get(call_id)
             authenticated = session is not None and session.customer is not None
         await self._raise(call_id, "AgentHandoff", {"from_agent": from_agent, "to_agent": to_agent,
-                                                    "reason": reason, "authenticated": authenticated})
+                                                    "reason": reason, "authenticated": authenticated}, retry=False)
 
     async def aclose(self) -> None:
         if self._client is not None:

@@ -2,7 +2,10 @@
 
 Five tasks per call: the reader (wire to channel), the audio sender (playout to wire), the control
 sender (events to wire), the pipeline, and an idle watchdog. The first to finish decides how the
-call ends; the rest are cancelled. Whatever happens, only this socket is affected.
+call ends; the rest are cancelled, except the control sender: it finishes the event in hand and those
+queued before it stops (an agent's hang-up on ACS is an HTTP request to the Function App, still in
+flight when the pipeline returns), bounded by CONTROL_DRAIN_S. Whatever happens, only this socket is
+affected.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from collections.abc import Callable
 from websockets.exceptions import ConnectionClosed
 
 from media_host.channel import CallChannel
-from media_host.events import CallerHungUp, CallStarted
+from media_host.events import CallerHungUp, CallStarted, Outbound
 from media_host.pipelines import Pipeline
 from media_host.playout import UtteranceEnd
 from media_host.telemetry import call_span
@@ -26,6 +29,9 @@ from switchboard.logs import bind_call
 log = logging.getLogger(__name__)
 
 PIPELINE_GRACE_S = 2.0  # after the caller's socket closes, time for the pipeline to record the end
+# At the end of a call, time for the control requests in hand and queued to complete: more than the
+# Function App control plane's attempts and backoff take (media_host/control_plane.py, ~16 s at worst).
+CONTROL_DRAIN_S = 20.0
 
 
 async def _read(adapter: WireAdapter, channel: CallChannel) -> None:
@@ -43,9 +49,49 @@ async def _send_audio(adapter: WireAdapter, channel: CallChannel) -> None:
             await adapter.send_audio(item)
 
 
-async def _send_control(adapter: WireAdapter, channel: CallChannel) -> None:
-    while True:
-        await adapter.send_control(await channel.next_control(), channel)
+class ControlSender:
+    """Sends the call's control events in order until the channel's control queue is closed and empty."""
+
+    def __init__(self, adapter: WireAdapter, channel: CallChannel, host: HostServices) -> None:
+        self.adapter = adapter
+        self.channel = channel
+        self.host = host
+        self.in_hand: Outbound | None = None
+
+    async def run(self) -> None:
+        while (event := await self.channel.next_control()) is not None:
+            self.in_hand = event
+            try:
+                await self.adapter.send_control(event, self.channel)
+            except ConnectionClosed:
+                pass  # the reader ends the call; what goes to the control plane instead still goes
+            except Exception:  # one event lost, loudly; the next (a hang-up after a StopAudio) still goes
+                self.host.metrics.errors.inc(transport=self.adapter.transport, kind="control_failed")
+                log.exception("sending %s failed", type(event).__name__)
+            self.in_hand = None
+
+    def pending(self) -> list[str]:
+        held = [self.in_hand] if self.in_hand is not None else []
+        return [type(e).__name__ for e in (*held, *self.channel.queued_control)]
+
+    async def finish(self, task: asyncio.Task[None]) -> None:
+        """The call is ending: `task` (running `run`) sends the event in hand and those queued, for up to
+        CONTROL_DRAIN_S; then it is cancelled, with an error naming what it had not sent."""
+        self.channel.close_control()
+        pending = self.pending()
+        if pending:
+            log.info("call ending: %d control request(s) still to send", len(pending),
+                     extra={"pending": ",".join(pending)})
+        try:
+            await asyncio.wait({task}, timeout=CONTROL_DRAIN_S)
+        finally:
+            if not task.done():
+                unsent = self.pending()
+                task.cancel()
+                self.host.metrics.errors.inc(transport=self.adapter.transport, kind="control_unsent")
+                log.error("control requests still in flight %g s after the call ended: cancelled", CONTROL_DRAIN_S,
+                          extra={"call_id": self.channel.call_id, "pending": ",".join(unsent)})
+                await asyncio.gather(task, return_exceptions=True)
 
 
 async def _watchdog(channel: CallChannel, idle_timeout: float) -> None:
@@ -104,9 +150,10 @@ async def run_call(adapter: WireAdapter, channel: CallChannel, pipeline: Pipelin
         channel.feed_event(CallStarted(dict(info.parameters)))
         reader = asyncio.create_task(_read(adapter, channel), name="reader")
         runner = asyncio.create_task(pipeline.run(channel), name="pipeline")
+        sender = ControlSender(adapter, channel, host)  # ends only through sender.finish
+        control = asyncio.create_task(sender.run(), name="control")
         tasks = {reader, runner,
                  asyncio.create_task(_send_audio(adapter, channel), name="audio"),
-                 asyncio.create_task(_send_control(adapter, channel), name="control"),
                  asyncio.create_task(_watchdog(channel, adapter.idle_timeout()), name="watchdog")}
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -118,7 +165,7 @@ async def run_call(adapter: WireAdapter, channel: CallChannel, pipeline: Pipelin
                 await asyncio.wait({runner}, timeout=PIPELINE_GRACE_S)
                 outcome = channel.outcome("caller_hung_up")
             elif first is runner and error is None:
-                await _drain_control(adapter, channel)
+                await sender.finish(control)  # a hang-up activity goes out before the close
                 await adapter.finish(CloseCode.NORMAL, "call ended")
                 outcome = channel.outcome("completed")
             elif isinstance(error, ProtocolViolation):
@@ -137,13 +184,9 @@ async def run_call(adapter: WireAdapter, channel: CallChannel, pipeline: Pipelin
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await sender.finish(control)  # after the pipeline: nothing is queued once it is gone
             on_end(channel, outcome)
             log.info("call ended", extra={"outcome": outcome, "frames_in": channel.frames_in,
                                           "frames_out": channel.playout.frames_sent,
                                           "late_frames": channel.playout.late_frames})
 
-
-async def _drain_control(adapter: WireAdapter, channel: CallChannel) -> None:
-    """Send the events the pipeline queued just before it returned (a hang-up or a transfer)."""
-    for event in channel.drain_control():
-        await adapter.send_control(event, channel)

@@ -387,7 +387,8 @@ async def test_an_unreachable_or_refusing_function_app_is_logged_and_counted_not
         harness: Harness, caplog: pytest.LogCaptureFixture) -> None:
     h = harness
     call_id, _ = await h.answered_call()
-    unreachable = FunctionsControlPlane(h.store, f"http://127.0.0.1:{free_port()}", timeout_s=2)
+    unreachable = FunctionsControlPlane(h.store, f"http://127.0.0.1:{free_port()}", timeout_s=2,
+                                        retry_delays_s=(0.0, 0.0, 0.0))  # retries: test_control_requests.py
     refused = FunctionsControlPlane(h.store, h.host_url)
     refused.store = type(h.store)(h.store.redis, TokenSigner("a-different-secret-0123456789abcdef"),
                                   ttl_seconds=600, prefix=h.store.prefix)
