@@ -13,7 +13,7 @@ param environmentName string
 @description('Region for everything except AI Services (see aiLocation).')
 param location string
 
-@description('Region for AI Services: it must offer both the chat and the realtime model.')
+@description('Region for AI Services: it must offer the chat, realtime and transcription models.')
 param aiLocation string = 'swedencentral'
 
 @description('Where ACS keeps data at rest.')
@@ -46,6 +46,15 @@ param realtimeModel object = {
   deploymentName: 'realtime'
   name: 'gpt-realtime'
   version: '2025-08-28'
+  skuName: 'GlobalStandard'
+  capacity: 10
+}
+
+@description('Caller transcription in Realtime calls: Azure takes this deployment\'s name where OpenAI takes a model name. gpt-4o-mini-transcribe 2025-03-20 is a Global Standard model (Azure OpenAI model availability).')
+param transcriptionModel object = {
+  deploymentName: 'transcribe'
+  name: 'gpt-4o-mini-transcribe'
+  version: '2025-03-20'
   skuName: 'GlobalStandard'
   capacity: 10
 }
@@ -202,6 +211,7 @@ module ai 'modules/ai.bicep' = {
     name: names.ai
     chatModel: chatModel
     realtimeModel: realtimeModel
+    transcriptionModel: transcriptionModel
   }
 }
 
@@ -269,6 +279,7 @@ var sharedSettings = {
   AZURE_OPENAI_ENDPOINT: ai.outputs.openAiEndpoint
   AZURE_OPENAI_CHAT_DEPLOYMENT: ai.outputs.chatDeployment
   AZURE_OPENAI_REALTIME_DEPLOYMENT: ai.outputs.realtimeDeployment
+  AZURE_OPENAI_TRANSCRIPTION_DEPLOYMENT: ai.outputs.transcriptionDeployment
   PIPELINE: pipeline
   DEFAULT_SCENARIO: defaultScenario
   STT_ENGINE: 'azure'

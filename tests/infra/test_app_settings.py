@@ -52,6 +52,7 @@ COMPUTED = {
     "AZURE_OPENAI_ENDPOINT": "https://ai-abc.openai.azure.com",
     "AZURE_OPENAI_CHAT_DEPLOYMENT": "chat",
     "AZURE_OPENAI_REALTIME_DEPLOYMENT": "realtime",
+    "AZURE_OPENAI_TRANSCRIPTION_DEPLOYMENT": "transcribe",
     "COSMOS_ENDPOINT": "https://cosmos-abc.documents.azure.com:443/",
     "COSMOS_DATABASE": "switchboard",
     "COSMOS_CONTAINER": "calls",

@@ -1,4 +1,4 @@
-// One Azure AI Services account: Speech (STT, TTS) and Azure OpenAI (chat and realtime deployments) on
+// One Azure AI Services account: Speech (STT, TTS) and Azure OpenAI (chat, realtime and transcription deployments) on
 // one custom domain, reached only with Entra ID (keys disabled).
 param location string
 param tags object
@@ -7,6 +7,8 @@ param name string
 param chatModel object
 @description('Speech-to-speech model for PIPELINE=realtime.')
 param realtimeModel object
+@description('Transcribes the caller in Realtime calls (AZURE_OPENAI_TRANSCRIPTION_DEPLOYMENT): on Azure the session names a deployment, not a model.')
+param transcriptionModel object
 
 resource account 'Microsoft.CognitiveServices/accounts@2024-10-01' = {
   // checkov:skip=CKV_AZURE_134: no VNet in this template (Flex Consumption and Container Apps reach it over its public endpoint); keys are disabled, access is Entra ID + RBAC only; ACS also calls it for play/recognize
@@ -45,8 +47,20 @@ resource realtime 'Microsoft.CognitiveServices/accounts/deployments@2024-10-01' 
   dependsOn: [ chat ] // deployments on one account are created one at a time
 }
 
+resource transcription 'Microsoft.CognitiveServices/accounts/deployments@2024-10-01' = {
+  parent: account
+  name: transcriptionModel.deploymentName
+  sku: { name: transcriptionModel.skuName, capacity: transcriptionModel.capacity }
+  properties: {
+    model: { format: 'OpenAI', name: transcriptionModel.name, version: transcriptionModel.version }
+    versionUpgradeOption: 'NoAutoUpgrade'
+  }
+  dependsOn: [ realtime ]
+}
+
 output name string = account.name
 output speechEndpoint string = 'https://${name}.cognitiveservices.azure.com'
 output openAiEndpoint string = 'https://${name}.openai.azure.com'
 output chatDeployment string = chat.name
 output realtimeDeployment string = realtime.name
+output transcriptionDeployment string = transcription.name
