@@ -20,6 +20,7 @@ from switchboard.session_store import SessionStore, connect_redis
 from switchboard.settings import load_settings
 from switchboard.tokens import Purpose, TokenSigner
 from tests.conftest import TEST_SECRET
+from tests.waits import first_done
 
 AUDIOCODES_TOKEN = "test-audiocodes-bot-token-0123456789"
 
@@ -52,7 +53,7 @@ async def running_host(redis_url: str, *, pipelines: PipelineFactory | None = No
                      adapters=adapters if adapters is not None else all_adapters())
     stop, ready = asyncio.Event(), asyncio.Event()
     task = asyncio.create_task(host.run(stop, on_ready=lambda _port: ready.set()))
-    await asyncio.wait({task, asyncio.create_task(ready.wait())}, return_when=asyncio.FIRST_COMPLETED)
+    await first_done(task, ready.wait())
     if task.done():
         task.result()  # raise the start-up error
     try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 
 import pytest
@@ -23,6 +23,7 @@ from switchboard.redis_server import free_port
 from switchboard.session_store import SessionStore
 from tests.acs_client import AcsClient, dtmf
 from tests.media_harness import running_host, seed_call
+from tests.waits import first_done
 
 RUNNER = "media_host.transports.runner"
 
@@ -90,19 +91,9 @@ def runner_log(caplog: pytest.LogCaptureFixture) -> Iterator[RunnerLog]:
     logging.getLogger(RUNNER).removeHandler(handler)
 
 
-async def first_of(*waits: Awaitable[object]) -> None:
-    tasks = [asyncio.ensure_future(w) for w in waits]
-    try:
-        async with asyncio.timeout(10):
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
-
-
 async def settled(plane: GatedControlPlane, log: RunnerLog) -> None:
     """Until the runner has either cancelled the request in flight (the defect) or said it waits for it."""
-    await first_of(plane.finished.wait(), log.seen("call ending").wait())
+    await first_done(plane.finished.wait(), log.seen("call ending").wait(), timeout=10)
 
 
 async def test_a_hang_up_in_flight_when_the_pipeline_returns_completes_before_the_socket_closes(

@@ -31,6 +31,7 @@ from tests.contract.test_local_acs import (  # noqa: F401 - receiver is a fixtur
     answer,
     receiver,
 )
+from tests.waits import first_done
 
 
 class Legs:
@@ -53,10 +54,9 @@ class Legs:
         if self.refuse:
             raise self.refuse.pop(0)
         self.opened.set()
-        broken = asyncio.create_task(self.broken.wait())
-        await asyncio.wait({broken, asyncio.create_task(offer.ended.wait())}, return_when=asyncio.FIRST_COMPLETED)
+        await first_done(self.broken.wait(), offer.ended.wait())
         self.closed.append(offer.call.call_connection_id)
-        if broken.done():
+        if self.broken.is_set():
             self.broken.clear()
             raise MediaLost(INTERRUPTED, "1006")
         if self.after_end is not None:

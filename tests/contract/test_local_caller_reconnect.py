@@ -13,6 +13,7 @@ import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
 from local_stack.acs_media import AcsMediaClient
+from tests.waits import first_done
 
 FRAME = bytes(960)  # 20 ms at 24 kHz
 
@@ -31,7 +32,7 @@ class Host:
         for _ in range(5):
             await ws.send(json.dumps({"Kind": "AudioData", "AudioData": {"Data": base64.b64encode(FRAME).decode()}}))
         reader = asyncio.create_task(self._read(ws, received))
-        await asyncio.wait({reader, asyncio.create_task(self.crash.wait())}, return_when=asyncio.FIRST_COMPLETED)
+        await first_done(reader, self.crash.wait())
         if self.crash.is_set():
             self.crash.clear()
             ws.transport.abort()  # no close frame, as when the process is killed

@@ -32,6 +32,7 @@ from local_stack.caller import Line
 from local_stack.phone_call import CallResult, PhoneCall
 from local_stack.run import caller_voice, scenario_number
 from local_stack.stack import LocalStack, StackOptions
+from tests.waits import first_done
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(360)]
 
@@ -124,8 +125,7 @@ class LateCaller:
         try:
             async with AcsMediaClient(offer.url, headers=offer.headers) as media:
                 self.connected.set()
-                await asyncio.wait({asyncio.create_task(offer.ended.wait()), asyncio.create_task(media.closed.wait())},
-                                   return_when=asyncio.FIRST_COMPLETED)
+                await first_done(offer.ended.wait(), media.closed.wait())
         except InvalidStatus as exc:
             self.refusals.append((exc.response.status_code, json.loads(exc.response.body)["error"]))
             raise MediaLost(UNSUCCESSFUL, str(exc)) from None
