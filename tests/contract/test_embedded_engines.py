@@ -336,7 +336,7 @@ async def test_model_calls_do_not_block_the_event_loop(stt: WhisperStt, hibari: 
 
     beat = asyncio.create_task(heartbeat())
     await asyncio.sleep(0.05)
-    long_text = " ".join(SENTENCES * 3)
+    long_text = " ".join(SENTENCES * 6)
     stream = stt.stream("en-US")
     stream.push(resample(speech[BIRTH] + speech[CARD], 24000, STT_RATE))
     started = time.perf_counter()
@@ -349,7 +349,8 @@ async def test_model_calls_do_not_block_the_event_loop(stt: WhisperStt, hibari: 
     worst = max(lateness)
     print(f"\nheartbeat during {busy_ms:.0f} ms of STT+TTS: worst {worst:.1f} ms late, "
           f"p95 {sorted(lateness)[int(len(lateness) * 0.95)]:.1f} ms, {len(lateness)} ticks")
-    assert busy_ms > 200  # the models really ran meanwhile
+    # The models really ran meanwhile: work this long done on the loop would have made a beat > 25 ms late.
+    assert busy_ms > 100
     assert worst < 25, lateness
 
 
