@@ -1,4 +1,4 @@
-"""Render the settings documentation (README table, local.settings.json.example) from Settings itself.
+"""Render the settings documentation (docs/settings.md's table, local.settings.json.example) from Settings itself.
 
 `python -m switchboard.settings_doc table|example` prints either; a test checks both files match, so
 the documentation cannot drift from the code.
@@ -49,14 +49,15 @@ def example_settings() -> dict[str, Any]:
 
 
 TABLE_START, TABLE_END = "<!-- settings-table:start -->", "<!-- settings-table:end -->"
+SETTINGS_DOC = Path("docs") / "settings.md"  # relative to the project root; its prose is hand-written
 
 
 def write_docs(root: Path = PROJECT_ROOT) -> None:
-    """Rewrite the README's settings table (between its markers) and local.settings.json.example."""
-    readme = root / "README.md"
-    text = readme.read_text()
+    """Rewrite docs/settings.md's table (between its markers) and local.settings.json.example."""
+    doc = root / SETTINGS_DOC
+    text = doc.read_text()
     start, end = text.index(TABLE_START) + len(TABLE_START), text.index(TABLE_END)
-    readme.write_text(f"{text[:start]}\n{settings_table()}\n{text[end:]}")
+    doc.write_text(f"{text[:start]}\n{settings_table()}\n{text[end:]}")
     (root / "local.settings.json.example").write_text(json.dumps(example_settings(), indent=2) + "\n")
 
 

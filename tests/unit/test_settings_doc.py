@@ -1,16 +1,33 @@
-"""The README table and local.settings.json.example are generated from Settings and must match it."""
+"""docs/settings.md's table and local.settings.json.example are generated from Settings and must match it."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from switchboard.settings import PROJECT_ROOT, Settings
-from switchboard.settings_doc import example_settings, settings_table
+from switchboard.settings_doc import (
+    SETTINGS_DOC,
+    TABLE_END,
+    TABLE_START,
+    example_settings,
+    settings_table,
+    write_docs,
+)
 
 
-def test_readme_has_the_current_settings_table() -> None:
-    readme = (PROJECT_ROOT / "README.md").read_text()
-    assert settings_table() in readme, "regenerate with: make settings-doc"
+def test_settings_doc_has_the_current_settings_table() -> None:
+    doc = (PROJECT_ROOT / SETTINGS_DOC).read_text()
+    assert f"{TABLE_START}\n{settings_table()}\n{TABLE_END}" in doc, "regenerate with: make settings-doc"
+
+
+def test_write_docs_rewrites_only_the_table(tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / SETTINGS_DOC).write_text(f"# Settings\n\nProse.\n\n{TABLE_START}\n| stale |\n{TABLE_END}\n\nMore.\n")
+    write_docs(tmp_path)
+    assert (tmp_path / SETTINGS_DOC).read_text() == (
+        f"# Settings\n\nProse.\n\n{TABLE_START}\n{settings_table()}\n{TABLE_END}\n\nMore.\n")
+    assert json.loads((tmp_path / "local.settings.json.example").read_text()) == example_settings()
 
 
 def test_example_file_lists_every_setting_with_its_default() -> None:
