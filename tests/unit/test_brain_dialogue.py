@@ -26,7 +26,7 @@ from media_host.brain import OfflineBrain
 from media_host.brain.replies import question_for
 from media_host.brain.state import STATE_KEY
 from media_host.engines.base import ChatMessage, ChatModel, ChatRequest, TextDelta, ToolCall, ToolCallDelta
-from tests.unit.test_readme_example import _write_example
+from tests.unit.test_agents_doc_example import _write_example
 
 MONDAY = date(2025, 12, 1)
 CATALOG = load_catalog(Path("agents/definitions"))
@@ -382,7 +382,7 @@ async def test_a_handoff_with_nothing_more_to_do_lets_the_greeting_speak() -> No
     assert "Chest pain can be a sign of a heart attack" in await call.say("I have chest pain")
 
 
-# --- a user's own scenario (the README's worked example) ----------------------------------------------------------
+# --- a user's own scenario (docs/agents.md's worked example) -----------------------------------------------------
 async def test_a_users_own_scenario_works_without_code_changes(tmp_path: Path) -> None:
     _write_example(tmp_path)
     call = Call("pizza", load_catalog(tmp_path))

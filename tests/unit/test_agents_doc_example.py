@@ -1,4 +1,4 @@
-"""The README's worked example is written to disk from the README itself and must validate and run."""
+"""docs/agents.md's worked example is written to disk from the doc itself and must validate and run."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ BLOCK = re.compile(r'^```\w+ title="(?P<path>[^"]+)"\n(?P<body>.*?)^```$', re.S 
 
 
 def _write_example(root: Path) -> list[str]:
-    readme = (PROJECT_ROOT / "README.md").read_text()
+    doc = (PROJECT_ROOT / "docs" / "agents.md").read_text()
     written = []
-    for match in BLOCK.finditer(readme):
+    for match in BLOCK.finditer(doc):
         target = root / match["path"]
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(match["body"])
