@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
-import logging
 import time
 from typing import ClassVar
 
@@ -33,10 +32,6 @@ from media_host.transports.base import (
 )
 from switchboard.acs_auth import AcsAuthError, AcsJwtVerifier
 from switchboard.tokens import Purpose
-
-log = logging.getLogger(__name__)
-
-_MAX_IGNORED_KINDS = 32  # unknown kinds logged per call (the browser adapter keeps the same bound)
 
 
 @functools.cache
@@ -69,7 +64,6 @@ class AcsAdapter(WireAdapter):
         self._max_bytes = 0
         self._silence = b""
         self._speaker: str | None = None  # unmixed audio: the caller's participant id
-        self._ignored_kinds: set[str] = set()
 
     @classmethod
     async def authorize(cls, request: Request, host: HostServices) -> Admission:
@@ -95,7 +89,7 @@ class AcsAdapter(WireAdapter):
                 break
             if message.kind == "AudioData":
                 raise ProtocolViolation(CloseCode.POLICY, "AudioData before AudioMetadata", "out_of_order")
-            self._ignore(message.kind)
+            self.ignore_unknown(message.kind, "message kind")
         metadata = message.audio_metadata
         if metadata is None:
             raise ProtocolViolation(CloseCode.INVALID_PAYLOAD, "AudioMetadata without audioMetadata", "invalid_message")
@@ -115,13 +109,6 @@ class AcsAdapter(WireAdapter):
                         state=state, resumed=session.greeted,
                         parameters={"call_connection_id": self.admission.claims.get("call_connection_id")})
 
-    def _ignore(self, kind: str) -> None:
-        kind = kind[:40]  # the peer chooses it: remember a bounded prefix, and a bounded number of them
-        if kind not in self._ignored_kinds and len(self._ignored_kinds) < _MAX_IGNORED_KINDS:
-            self._ignored_kinds.add(kind)  # one log line per unknown kind per call, not one per frame
-            self.host.metrics.errors.inc(transport=self.transport, kind="unknown_kind")
-            log.info("ignoring message kind %r", kind)
-
     async def on_message(self, message: str | bytes, channel: CallChannel) -> None:
         parsed = _parse(message)
         if parsed.kind == "AudioData" and parsed.audio_data is not None:
@@ -140,7 +127,7 @@ class AcsAdapter(WireAdapter):
                 raise ProtocolViolation(CloseCode.INVALID_PAYLOAD, "sample rate changed mid-call", "format_changed")
             channel.touch()
         else:
-            self._ignore(parsed.kind)
+            self.ignore_unknown(parsed.kind, "message kind")
             channel.touch()
 
     def _decode(self, data: str | None, silent: bool) -> bytes:

@@ -109,7 +109,7 @@ class AudioCodesAdapter(WireAdapter):
         self._stream_id: str | None = None  # the play stream in progress
         self._streams = 0
         self._send_lock = asyncio.Lock()  # keeps playStream start/chunk/stop of two sender tasks in order
-        self._ignored: set[str] = set()
+        self._bad_transfer_status_logged = False
 
     # --- upgrade -------------------------------------------------------------------------------
     @classmethod
@@ -250,8 +250,7 @@ class AudioCodesAdapter(WireAdapter):
         elif isinstance(parsed, wire.SessionInitiate | wire.SessionResume):
             raise ProtocolViolation(CloseCode.POLICY, "session already started on this socket", "duplicate_session")
         else:
-            self.host.metrics.errors.inc(transport=self.transport, kind="unknown_type")
-            self._log_once(f"type:{parsed.type[:40]}", "ignoring message type %r", parsed.type[:40])
+            self.ignore_unknown(parsed.type)
 
     def _on_chunk(self, chunk: str, channel: CallChannel) -> None:
         if not self._streaming:
@@ -283,23 +282,25 @@ class AudioCodesAdapter(WireAdapter):
     async def _on_activity(self, activity: wire.Activity, channel: CallChannel) -> None:
         name = wire.event_name(activity)
         if name is None:
-            self._log_once(f"activity:{activity.type[:40]}", "ignoring %r activity", activity.type[:40])
+            self.ignore_unknown(activity.type, "activity type")
         elif name == wire.EVENT_DTMF.casefold():
             digits = str(activity.value or "").strip()[:32]
             if digits:
                 channel.feed_event(DtmfReceived(digits))
         elif name == wire.EVENT_TRANSFER_STATUS.casefold():
             try:
-                status = wire.TransferStatus.model_validate(activity.value)
+                status = wire.TransferStatusValue.model_validate(activity.value)
             except ValidationError:
-                self._log_once("transferStatus", "ignoring a transferStatus without a status")
+                if not self._bad_transfer_status_logged:  # once per call: VAIC may repeat it
+                    self._bad_transfer_status_logged = True
+                    log.info("ignoring a transferStatus without a status", extra={"transport": self.transport})
                 return
             detail = ": ".join(x for x in (status.reason_code, status.reason) if x)
             channel.feed_event(TransferStatusReceived(status.status, detail[:200]))
         elif name == wire.EVENT_START.casefold():
             await self._on_start(activity)
         else:
-            self._log_once(f"event:{name[:40]}", "ignoring activity event %r", name[:40])
+            self.ignore_unknown(name, "activity event")
 
     async def _on_start(self, activity: wire.Activity) -> None:
         """The call's extras go into the session (locale, callee), not into a second CallStarted."""
@@ -322,11 +323,6 @@ class AudioCodesAdapter(WireAdapter):
             session.context.setdefault("audiocodes", {}).update(values)
 
         await self.host.writer.update(call_id, apply)
-
-    def _log_once(self, key: str, msg: str, *args: object) -> None:
-        if key not in self._ignored:
-            self._ignored.add(key)
-            log.info(msg, *args, extra={"transport": self.transport})
 
     # --- outbound ------------------------------------------------------------------------------
     async def send_audio(self, frame: bytes) -> None:

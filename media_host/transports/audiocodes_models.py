@@ -136,8 +136,9 @@ def event_name(activity: Activity) -> str | None:
     return (activity.name or "").casefold()
 
 
-class TransferStatus(_Wire):
-    """The `value` of a `transferStatus` activity."""
+class TransferStatusValue(_Wire):
+    """The `value` of a `transferStatus` event activity, as VAIC sends it (its outcome becomes a
+    TransferStatusReceived event)."""
 
     status: str
     reason_code: str | None = None

@@ -9,6 +9,7 @@ Bad input raises `ProtocolViolation`; the runner closes only that socket, with t
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -31,6 +32,8 @@ from switchboard.session_store import SessionStore
 from switchboard.settings import Settings
 from switchboard.tokens import Purpose, TokenClaims, TokenError
 
+log = logging.getLogger(__name__)
+
 
 class CloseCode(IntEnum):
     NORMAL = 1000  # the call ended
@@ -43,6 +46,8 @@ class CloseCode(IntEnum):
     TRY_AGAIN_LATER = 1013  # over capacity
 
 
+MAX_UNKNOWN_KINDS = 32  # distinct unknown kinds remembered, and logged, per call
+MAX_KIND_CHARS = 40  # the peer chooses a kind's name: only this much of it is kept
 MAX_CLOSE_REASON = 123  # bytes: a close frame's payload is at most 125, two of them the code
 
 
@@ -114,6 +119,8 @@ class WireAdapter(ABC):
         self.ws = ws
         self.host = host
         self.admission = admission
+        self._unknown_kinds: set[tuple[str, str]] = set()
+        self._unknown_kinds_full = False
 
     @classmethod
     @abstractmethod
@@ -138,6 +145,25 @@ class WireAdapter(ABC):
     @abstractmethod
     async def send_control(self, event: Outbound, channel: CallChannel) -> None:
         """One outbound event; ignore those the protocol cannot express."""
+
+    def ignore_unknown(self, kind: str, what: str = "message type") -> None:
+        """Skip a message of a kind this adapter does not know (a newer peer's): never an error for the call.
+
+        Every one is counted (`errors{kind="unknown_type"}`), so the metric shows how many a peer sends;
+        the log gets one line per new kind per call, for the first MAX_UNKNOWN_KINDS kinds, so a peer that
+        invents kinds costs bounded memory and bounded log lines.
+        """
+        self.host.metrics.errors.inc(transport=self.transport, kind="unknown_type")
+        key = (what, kind[:MAX_KIND_CHARS])
+        if key in self._unknown_kinds or self._unknown_kinds_full:
+            return
+        if len(self._unknown_kinds) >= MAX_UNKNOWN_KINDS:
+            self._unknown_kinds_full = True
+            log.info("more than %d unknown kinds on this call: no longer logging new ones", MAX_UNKNOWN_KINDS,
+                     extra={"transport": self.transport})
+            return
+        self._unknown_kinds.add(key)
+        log.info("ignoring %s %r", *key, extra={"transport": self.transport})
 
     def idle_timeout(self) -> float:
         """Seconds of silence from the far end after which the call is considered dead."""

@@ -66,7 +66,6 @@ log = logging.getLogger(__name__)
 SESSIONS_PATH = "/api/v1/realtime/sessions"
 MAX_BODY_BYTES = 4096
 ERROR_SEND_TIMEOUT_S = 1.0  # the `error` message before a close is best effort: never wait long for it
-_MAX_IGNORED_TYPES = 32  # unknown types logged per call (one line each); the metric counts every one
 _ENDED = (CallStatus.ENDED, CallStatus.TRANSFERRED)
 _FIXED_MESSAGES: dict[type[Outbound], str] = {StopPlayback: wire.STOP_AUDIO, SpeechStarted: wire.SPEECH_STARTED,
                                               SpeechStopped: wire.SPEECH_STOPPED, TurnCommitted: wire.TURN_COMMITTED}
@@ -89,7 +88,6 @@ class BrowserAdapter(WireAdapter):
     def __init__(self, ws: ServerConnection, host: HostServices, admission: Admission) -> None:
         super().__init__(ws, host, admission)
         self._max_audio_bytes = 0  # one second at the wire rate, set by `start`
-        self._ignored_types: set[str] = set()
         self._caller_final: str | None = None  # the last Recognition sent, to drop its TranscriptLine twin
 
     @classmethod
@@ -109,7 +107,7 @@ class BrowserAdapter(WireAdapter):
             if isinstance(parsed, wire.Ping):
                 await self.ws.send(wire.pong(parsed.id))
             elif isinstance(parsed, wire.UnknownMessage):
-                self._ignore(parsed.type)
+                self.ignore_unknown(parsed.type)
             else:
                 raise ProtocolViolation(CloseCode.POLICY, f"{parsed.type} before start", "out_of_order")
 
@@ -135,12 +133,6 @@ class BrowserAdapter(WireAdapter):
         return CallInfo(call_id=call_id, transport=self.transport, wire_rate=rate,
                         correlation_id=session.correlation_id, state=state, resumed=session.greeted)
 
-    def _ignore(self, kind: str) -> None:
-        self.host.metrics.errors.inc(transport=self.transport, kind="unknown_type")
-        if kind not in self._ignored_types and len(self._ignored_types) < _MAX_IGNORED_TYPES:
-            self._ignored_types.add(kind)  # one log line per unknown type per call, not one per message
-            log.info("ignoring message type %r", kind, extra={"transport": self.transport})
-
     # --- page to channel -----------------------------------------------------------------------
     async def on_message(self, message: str | bytes, channel: CallChannel) -> None:
         if isinstance(message, bytes):
@@ -162,7 +154,7 @@ class BrowserAdapter(WireAdapter):
         elif isinstance(parsed, wire.Start):
             raise ProtocolViolation(CloseCode.POLICY, "start sent twice", "duplicate_start")
         else:
-            self._ignore(parsed.type)
+            self.ignore_unknown(parsed.type)
 
     # --- channel to page -----------------------------------------------------------------------
     async def send_audio(self, frame: bytes) -> None:

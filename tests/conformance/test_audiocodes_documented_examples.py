@@ -61,7 +61,7 @@ def test_the_documented_transfer_status_is_read() -> None:
     assert isinstance(message, wire.Activities)
     [activity] = message.activities
     assert wire.event_name(activity) == wire.EVENT_TRANSFER_STATUS.casefold()
-    status = wire.TransferStatus.model_validate(activity.value)
+    status = wire.TransferStatusValue.model_validate(activity.value)
     assert (status.status, status.reason_code, status.reason) == ("failed", "declined", TRANSFER_STATUS["value"]
                                                                   ["reason"])
 
