@@ -31,11 +31,10 @@ from orchestrations.models import (
     Event,
     HangupRequested,
     Notice,
-    Phase,
     TransferRequested,
-    TransferStatus,
     parse,
 )
+from switchboard.session_models import CallPhase, TransferStatus
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +79,7 @@ class Call:
         self.handled = 0  # events handled in this execution
         self.deadline: TaskBase | None = context.create_timer(policy.at(self.session.deadline))
         self.connect_timer: TaskBase | None = None
-        if self.session.state is Phase.RINGING and self.session.connect_deadline:
+        if self.session.state is CallPhase.RINGING and self.session.connect_deadline:
             self.connect_timer = context.create_timer(policy.at(self.session.connect_deadline))
         self.grace_timer: TaskBase | None = None
 
@@ -138,7 +137,7 @@ class Call:
                 update = policy.participants(data, s)
                 if update is not None:
                     s.participants, s.participants_seq = update
-            case Timer.CONNECT_TIMEOUT if s.connected_at is None and s.state is Phase.RINGING:
+            case Timer.CONNECT_TIMEOUT if s.connected_at is None and s.state is CallPhase.RINGING:
                 yield from self.hang_up(EndReason.CONNECT_TIMEOUT)
             case Timer.MAX_DURATION:
                 yield from self.hang_up(EndReason.MAX_DURATION)
@@ -155,8 +154,8 @@ class Call:
             s.connect_deadline = None
             self._cancel(self.connect_timer)
             self.connect_timer = None
-        if s.state is Phase.RINGING:
-            s.state = Phase.CONNECTED
+        if s.state is CallPhase.RINGING:
+            s.state = CallPhase.CONNECTED
 
     def on_handoff(self, data: dict[str, Any]) -> Orchestration:
         s = self.session
@@ -179,13 +178,13 @@ class Call:
 
     def transfer(self, target: str | None, reason: str) -> Orchestration:
         s = self.session
-        if s.state not in (Phase.RINGING, Phase.CONNECTED):
+        if s.state not in (CallPhase.RINGING, CallPhase.CONNECTED):
             return  # one transfer at a time; none once the call is ending
         if target is None:
             yield from self.notify(Notice.TRANSFER_FAILED, {"reason": "no transfer target", "target": None})
             return
         s.transfer_attempts += 1
-        s.transfer, s.transfer_target, s.state = TransferStatus.PENDING, target, Phase.TRANSFERRING
+        s.transfer, s.transfer_target, s.state = TransferStatus.PENDING, target, CallPhase.TRANSFERRING
         done = yield from self._call(Activity.TRANSFER_CALL, {
             **self._ref(), "target": target, "operation_context": policy.transfer_context(s.transfer_attempts),
             "reason": reason}, TRANSFER_RETRY)
@@ -198,8 +197,8 @@ class Call:
             self._ignore(Received(Event.CALL_TRANSFER_ACCEPTED, data))
             return
         s.transfer = TransferStatus.ACCEPTED
-        if s.state in (Phase.RINGING, Phase.CONNECTED, Phase.TRANSFERRING):
-            s.state = Phase.TRANSFERRED  # our leg drops next: CallDisconnected ends the session
+        if s.state in (CallPhase.RINGING, CallPhase.CONNECTED, CallPhase.TRANSFERRING):
+            s.state = CallPhase.TRANSFERRED  # our leg drops next: CallDisconnected ends the session
 
     def transfer_failed(self, detail: dict[str, Any]) -> Orchestration:
         s = self.session
@@ -226,11 +225,11 @@ class Call:
 
     def hang_up(self, reason: EndReason, detail: str | None = None) -> Orchestration:
         s = self.session
-        if s.state is Phase.TRANSFERRED:  # our leg is handed over: nothing to hang up, and nothing left to wait for
+        if s.state is CallPhase.TRANSFERRED:  # our leg is handed over: nothing to hang up, and nothing left to wait for
             s.end_reason, self.over = policy.end_reason_on_disconnect(s), True
-        if s.state in (Phase.ENDING, Phase.TRANSFERRED):
+        if s.state in (CallPhase.ENDING, CallPhase.TRANSFERRED):
             return
-        s.end_reason, s.end_detail, s.state = reason, detail, Phase.ENDING
+        s.end_reason, s.end_detail, s.state = reason, detail, CallPhase.ENDING
         self._cancel(self.connect_timer)
         self.connect_timer = None
         if (yield from self._call(Activity.HANG_UP_CALL, self._ref(), IO_RETRY)) is None:
@@ -246,7 +245,7 @@ class Call:
     def finish(self) -> Orchestration:
         self._cancel_timers()
         s = self.session
-        s.state = Phase.ENDED
+        s.state = CallPhase.ENDED
         ended = self.context.current_utc_datetime
         written = yield from self._call(Activity.WRITE_CALL_RECORD, {
             **self._ref(), "outcome": policy.outcome(self.input, s, ended)}, RECORD_RETRY)

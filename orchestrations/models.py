@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from switchboard.session_models import CallPhase, TransferStatus
+
 if TYPE_CHECKING:
     from agents.catalog import Scenario
     from switchboard.settings import Settings
@@ -56,15 +58,6 @@ class Notice(StrEnum):
     MEDIA_FAILED = "media_failed"
 
 
-class Phase(StrEnum):
-    RINGING = "ringing"  # answered, not yet connected
-    CONNECTED = "connected"
-    TRANSFERRING = "transferring"
-    TRANSFERRED = "transferred"  # accepted by the target: our leg is about to drop
-    ENDING = "ending"  # we hung up and wait for the disconnect
-    ENDED = "ended"
-
-
 class EndReason(StrEnum):
     DISCONNECTED = "disconnected"  # the caller (or the network) ended the call
     TRANSFERRED = "transferred"
@@ -74,12 +67,6 @@ class EndReason(StrEnum):
     AGENT_HANGUP = "agent_hangup"
 
 
-class TransferStatus(StrEnum):
-    PENDING = "pending"
-    ACCEPTED = "accepted"
-    FAILED = "failed"
-
-
 class _Json(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -87,7 +74,7 @@ class _Json(BaseModel):
 class SessionState(_Json):
     """What one execution hands to the next through continue_as_new (times are ISO 8601, UTC)."""
 
-    state: Phase = Phase.RINGING
+    state: CallPhase = CallPhase.RINGING
     agent: str
     agents: list[str] = Field(default_factory=list, description="Every agent the caller reached, in order")
     authenticated: bool = False

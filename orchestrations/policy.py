@@ -7,13 +7,14 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from orchestrations.models import CallSessionInput, EndReason, Phase, SessionState, TransferStatus
+from orchestrations.models import CallSessionInput, EndReason, SessionState
+from switchboard.session_models import CallPhase, TransferStatus
 
 # The caller hears silence while media restarts: past a few seconds, longer waits only add silence after
 # the media host is back (a restarted host listens 5-11 s after a crash on the 2-core dev machine).
 MAX_MEDIA_BACKOFF_S = 4
 # Phases in which a call can still be handed over, transferred or restarted.
-LIVE = frozenset({Phase.RINGING, Phase.CONNECTED, Phase.TRANSFERRING})
+LIVE = frozenset({CallPhase.RINGING, CallPhase.CONNECTED, CallPhase.TRANSFERRING})
 
 
 class Verdict(StrEnum):
@@ -68,9 +69,9 @@ def is_current_transfer(session: SessionState, data: dict[str, Any]) -> bool:
     return not context or context == transfer_context(session.transfer_attempts)
 
 
-def resting_phase(session: SessionState) -> Phase:
+def resting_phase(session: SessionState) -> CallPhase:
     """Where a call goes back to when a transfer fails."""
-    return Phase.CONNECTED if session.connected_at else Phase.RINGING
+    return CallPhase.CONNECTED if session.connected_at else CallPhase.RINGING
 
 
 def end_reason_on_disconnect(session: SessionState) -> EndReason:
@@ -101,9 +102,9 @@ def result_code(data: dict[str, Any]) -> dict[str, Any]:
     return {k: info[k] for k in ("code", "subCode") if isinstance(info.get(k), int)}
 
 
-def should_continue_as_new(handled_in_execution: int, bound: int, phase: Phase) -> bool:
+def should_continue_as_new(handled_in_execution: int, bound: int, phase: CallPhase) -> bool:
     """Bound the history; never while hanging up (the grace timer is not carried over)."""
-    return handled_in_execution >= bound and phase is not Phase.ENDING and phase is not Phase.ENDED
+    return handled_in_execution >= bound and phase is not CallPhase.ENDING and phase is not CallPhase.ENDED
 
 
 # --- time --------------------------------------------------------------------------------------------

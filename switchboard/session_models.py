@@ -19,12 +19,31 @@ class Speaker(StrEnum):
     SYSTEM = "system"
 
 
-class CallStatus(StrEnum):
-    RINGING = "ringing"
+class CallPhase(StrEnum):
+    """How far a call has got. One enum for both runtimes: the session's `status` here, and the call_session
+    orchestration's `state` (its custom status, which GET /api/calls/{id} shows). The values are stored
+    (Redis, Durable history) and served: never rename one.
+
+    ringing -> connected -> transferring -> transferred -> ended; a live phase -> ending -> ended.
+    """
+
+    RINGING = "ringing"  # answered, not yet connected
     CONNECTED = "connected"
     TRANSFERRING = "transferring"
-    TRANSFERRED = "transferred"
+    TRANSFERRED = "transferred"  # accepted by the target: our leg is about to drop
+    ENDING = "ending"  # we hung up and wait for the disconnect (the orchestration's view)
     ENDED = "ended"
+
+
+class TransferStatus(StrEnum):
+    """How a call's transfer went, in the order it goes: the orchestration's `transfer` (None until it asks
+    for one) and the call record's `transfer.status`. Stored and served, like CallPhase."""
+
+    NONE = "none"  # no transfer was asked for (call records)
+    REQUESTED = "requested"  # an agent asked for one; nothing heard from the telephony side (call records)
+    PENDING = "pending"  # the control plane asked ACS; CallTransferAccepted/Failed not in yet (orchestration)
+    ACCEPTED = "accepted"
+    FAILED = "failed"
 
 
 class _Model(BaseModel):
@@ -71,7 +90,7 @@ class CallSession(_Model):
     caller: str | None = None  # PII: never logged; use switchboard.logs.mask_phone
     callee: str | None = None
     locale: str = "en-US"
-    status: CallStatus = CallStatus.RINGING
+    status: CallPhase = CallPhase.RINGING
     customer: dict[str, Any] | None = None  # set once the caller is authenticated
     greeted: bool = False  # a resumed socket must not greet again
     context: dict[str, Any] = Field(default_factory=dict)  # agent working state (e.g. auth attempts)

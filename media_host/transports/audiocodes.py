@@ -66,7 +66,7 @@ from media_host.transports.base import (
     close_reason,
 )
 from switchboard.logs import mask_phone
-from switchboard.session_models import CallSession, CallState, CallStatus
+from switchboard.session_models import CallPhase, CallSession, CallState
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +170,7 @@ class AudioCodesAdapter(WireAdapter):
         scenario = catalog.scenario(scenario_name)
         session = CallSession(
             call_id=call_id, scenario=scenario_name, current_agent=scenario.entry_agent.name,
-            caller=message.caller or None, status=CallStatus.CONNECTED,
+            caller=message.caller or None, status=CallPhase.CONNECTED,
             context={"audiocodes": {"mediaFormat": self._format.name, "botName": bot_name,
                                     "expectAudioMessages": message.expect_audio_messages}},
         )
@@ -202,7 +202,7 @@ class AudioCodesAdapter(WireAdapter):
         stored: dict[str, Any] | None = state.session.context.get("audiocodes") if state is not None else None
         if state is None or not isinstance(stored, dict):  # never ours: another transport's call is not resumable here
             raise ProtocolViolation(CloseCode.POLICY, "conversation not found", "unknown_call")
-        if state.session.status is CallStatus.ENDED:
+        if state.session.status is CallPhase.ENDED:
             raise ProtocolViolation(CloseCode.POLICY, "conversation has ended", "conversation_ended")
         known = wire.MEDIA_FORMATS.get(str(stored.get("mediaFormat")))
         offered = message.supported_media_formats or []

@@ -55,7 +55,7 @@ from media_host.transports.base import (
     close_reason,
     query_token_claims,
 )
-from switchboard.session_models import CallSession, CallStatus
+from switchboard.session_models import CallPhase, CallSession
 from switchboard.tokens import Purpose
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ log = logging.getLogger(__name__)
 SESSIONS_PATH = "/api/v1/realtime/sessions"
 MAX_BODY_BYTES = 4096
 ERROR_SEND_TIMEOUT_S = 1.0  # the `error` message before a close is best effort: never wait long for it
-_ENDED = (CallStatus.ENDED, CallStatus.TRANSFERRED)
+_ENDED = (CallPhase.ENDED, CallPhase.TRANSFERRED)
 _FIXED_MESSAGES: dict[type[Outbound], str] = {StopPlayback: wire.STOP_AUDIO, SpeechStarted: wire.SPEECH_STARTED,
                                               SpeechStopped: wire.SPEECH_STOPPED, TurnCommitted: wire.TURN_COMMITTED}
 

@@ -25,11 +25,10 @@ from switchboard.call_records.model import (
     ToolCallEntry,
     TranscriptEntry,
     Transfer,
-    TransferStatus,
     TurnLatency,
 )
 from switchboard.logs import mask_phone
-from switchboard.session_models import CallEvent, CallState, CallStatus, HandoffRecord, Turn
+from switchboard.session_models import CallEvent, CallPhase, CallState, HandoffRecord, TransferStatus, Turn
 from switchboard.session_store import SessionStore
 from switchboard.settings import Settings
 
@@ -143,7 +142,7 @@ def _transfer(state: CallState, outcome: Mapping[str, Any], scrub: Scrub) -> Tra
             status, target = TransferStatus.ACCEPTED, _text(event.data.get("target")) or target
         elif event.kind == "transfer_failed":
             status = TransferStatus.FAILED
-    if state.session.status is CallStatus.TRANSFERRED:
+    if state.session.status is CallPhase.TRANSFERRED:
         status = TransferStatus.ACCEPTED
     # The control plane hears ACS's CallTransferAccepted/Failed: its word is final.
     reported = outcome.get("transfer")

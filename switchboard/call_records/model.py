@@ -15,11 +15,12 @@ which lets records of one caller be joined without storing the number.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer
 from pydantic.alias_generators import to_camel
+
+from switchboard.session_models import TransferStatus
 
 SCHEMA_VERSION = 1
 
@@ -74,13 +75,6 @@ class HandoffEntry(_Doc):
     to_agent: str
     reason: str = ""
     at: UtcDatetime
-
-
-class TransferStatus(StrEnum):
-    NONE = "none"
-    REQUESTED = "requested"  # asked for; no answer from the telephony side (yet)
-    ACCEPTED = "accepted"
-    FAILED = "failed"
 
 
 class Transfer(_Doc):

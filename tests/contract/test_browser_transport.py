@@ -38,7 +38,7 @@ from media_host.pipelines import Pipeline
 from media_host.pipelines.echo import EchoPipeline, tone
 from media_host.server import MediaHost
 from media_host.transports.browser import BrowserAdapter, create_session, register_routes
-from switchboard.session_models import CallSession, CallStatus
+from switchboard.session_models import CallPhase, CallSession
 from switchboard.tokens import Purpose, TokenError, TokenSigner
 from tests.browser_client import BrowserClient, http_request, start_message
 from tests.conftest import TEST_SECRET
@@ -432,7 +432,7 @@ async def _token_for(host: MediaHost, call: str) -> str:
     call_id = f"web-{uuid.uuid4()}"
     if call == "ended":
         await host.store.create(CallSession(call_id=call_id, scenario="banking", current_agent="auth",
-                                            status=CallStatus.ENDED))
+                                            status=CallPhase.ENDED))
     return host.store.issue_token(call_id, Purpose.BROWSER, 60)
 
 

@@ -19,7 +19,7 @@ from local_stack.acs import MediaOffer
 from local_stack.acs_media import AcsMediaClient
 from media_host.transports.acs_models import InboundMessage
 from orchestrations.models import CallSessionInput
-from switchboard.session_models import CallStatus
+from switchboard.session_models import CallPhase
 from switchboard.tokens import Purpose
 from tests.functions_harness import (
     BANKING,
@@ -80,7 +80,7 @@ async def test_an_incoming_call_is_answered_with_media_and_its_session_started(h
         "banking", call_id, CALLER, BANKING)
     assert session.current_agent == h.worker.agents.current.scenario("banking").spec.entry_agent
     assert session.call_connection_id == answer.call_connection_id
-    assert session.status is CallStatus.RINGING
+    assert session.status is CallPhase.RINGING
 
     [start] = h.durable.started()
     assert (start.instance_id, start.name, start.status) == (call_id, "call_session", 202)

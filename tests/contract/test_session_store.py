@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from redis.crc import key_slot
 
-from switchboard.session_models import CallEvent, CallSession, CallStatus, HandoffRecord, Speaker, Turn
+from switchboard.session_models import CallEvent, CallPhase, CallSession, HandoffRecord, Speaker, Turn
 from switchboard.session_store import SessionNotFoundError, SessionStore
 from switchboard.tokens import Purpose, TokenError
 
@@ -120,13 +120,13 @@ async def test_handoff_for_missing_call_records_nothing(store: SessionStore) -> 
 
 async def test_load_returns_everything_and_delete_removes_it(store: SessionStore) -> None:
     await store.create(_session())
-    await store.update("call-1", lambda s: setattr(s, "status", CallStatus.CONNECTED))
+    await store.update("call-1", lambda s: setattr(s, "status", CallPhase.CONNECTED))
     await store.append_turn("call-1", Turn(speaker=Speaker.AGENT, text="Welcome", agent="auth"))
     await store.append_event("call-1", CallEvent(kind="tool_call", agent="auth", data={"name": "verify"}))
     await store.record_handoff("call-1", HandoffRecord(from_agent="auth", to_agent="account"))
     state = await store.load("call-1")
     assert state is not None
-    assert state.session.status is CallStatus.CONNECTED
+    assert state.session.status is CallPhase.CONNECTED
     assert [t.text for t in state.turns] == ["Welcome"]
     assert state.events[0].data == {"name": "verify"}
     assert state.handoffs[0].to_agent == "account"

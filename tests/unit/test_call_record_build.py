@@ -8,15 +8,16 @@ from typing import Any
 
 import pytest
 
-from switchboard.call_records import CallRecord, TransferStatus, caller_salt, hash_caller, record_from_session
+from switchboard.call_records import CallRecord, caller_salt, hash_caller, record_from_session
 from switchboard.call_records.build import DEFAULT_CALLER_SALT
 from switchboard.session_models import (
     CallEvent,
+    CallPhase,
     CallSession,
     CallState,
-    CallStatus,
     HandoffRecord,
     Speaker,
+    TransferStatus,
     Turn,
 )
 from switchboard.settings import load_settings
@@ -119,20 +120,20 @@ def test_latency_per_turn_and_p50_over_replies() -> None:
 
 
 @pytest.mark.parametrize(("events", "status", "outcome", "expected"), [
-    ([], CallStatus.ENDED, None, (TransferStatus.NONE, None, "ended")),
-    ([CallEvent(kind="transfer", data={"target": "+18005550199", "reason": "caller asked"})], CallStatus.ENDED,
+    ([], CallPhase.ENDED, None, (TransferStatus.NONE, None, "ended")),
+    ([CallEvent(kind="transfer", data={"target": "+18005550199", "reason": "caller asked"})], CallPhase.ENDED,
      None, (TransferStatus.REQUESTED, "+18005550199", "ended")),
     ([CallEvent(kind="transfer_requested", data={"target": "+18005550199", "reason": "x"})],
-     CallStatus.TRANSFERRED, None, (TransferStatus.ACCEPTED, "+18005550199", "transferred")),
+     CallPhase.TRANSFERRED, None, (TransferStatus.ACCEPTED, "+18005550199", "transferred")),
     ([CallEvent(kind="transfer", data={"target": "+18005550199"}), CallEvent(kind="transfer_failed")],
-     CallStatus.ENDED, None, (TransferStatus.FAILED, "+18005550199", "ended")),
-    ([CallEvent(kind="transfer", data={"target": "q"})], CallStatus.ENDED,
+     CallPhase.ENDED, None, (TransferStatus.FAILED, "+18005550199", "ended")),
+    ([CallEvent(kind="transfer", data={"target": "q"})], CallPhase.ENDED,
      {"transfer": "accepted", "reason": "CallTransferAccepted"}, (TransferStatus.ACCEPTED, "q",
                                                                   "CallTransferAccepted")),
-    ([CallEvent(kind="hangup", data={"reason": "caller said goodbye"})], CallStatus.ENDED, None,
+    ([CallEvent(kind="hangup", data={"reason": "caller said goodbye"})], CallPhase.ENDED, None,
      (TransferStatus.NONE, None, "caller said goodbye")),
 ])
-def test_transfer_outcome_and_end_reason(events: list[CallEvent], status: CallStatus,
+def test_transfer_outcome_and_end_reason(events: list[CallEvent], status: CallPhase,
                                          outcome: dict[str, Any] | None,
                                          expected: tuple[TransferStatus, str | None, str]) -> None:
     record = _record(_state(events=events, status=status), outcome)

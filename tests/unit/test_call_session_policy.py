@@ -8,8 +8,9 @@ import pytest
 
 from agents import load_catalog
 from orchestrations import policy
-from orchestrations.models import CallSessionInput, EndReason, Phase, SessionState, TransferStatus
+from orchestrations.models import CallSessionInput, EndReason, SessionState
 from orchestrations.policy import Verdict
+from switchboard.session_models import CallPhase, TransferStatus
 from switchboard.settings import PROJECT_ROOT, Settings
 
 NOW = datetime(2025, 6, 1, 10, 0, tzinfo=UTC)
@@ -97,8 +98,8 @@ def test_transfer_callbacks_are_matched_to_the_latest_attempt() -> None:
 
 
 def test_a_failed_transfer_returns_to_where_the_call_was() -> None:
-    assert policy.resting_phase(make_state(connected_at=policy.iso(NOW))) is Phase.CONNECTED
-    assert policy.resting_phase(make_state()) is Phase.RINGING
+    assert policy.resting_phase(make_state(connected_at=policy.iso(NOW))) is CallPhase.CONNECTED
+    assert policy.resting_phase(make_state()) is CallPhase.RINGING
 
 
 def test_participant_counts_follow_the_sequence_number() -> None:
@@ -127,15 +128,15 @@ def test_the_end_reason_of_a_disconnect() -> None:
 
 
 def test_continue_as_new_once_the_bound_is_reached_but_never_while_hanging_up() -> None:
-    assert not policy.should_continue_as_new(49, 50, Phase.CONNECTED)
-    assert policy.should_continue_as_new(50, 50, Phase.CONNECTED)
-    assert policy.should_continue_as_new(60, 50, Phase.TRANSFERRING)
-    assert not policy.should_continue_as_new(60, 50, Phase.ENDING)
+    assert not policy.should_continue_as_new(49, 50, CallPhase.CONNECTED)
+    assert policy.should_continue_as_new(50, 50, CallPhase.CONNECTED)
+    assert policy.should_continue_as_new(60, 50, CallPhase.TRANSFERRING)
+    assert not policy.should_continue_as_new(60, 50, CallPhase.ENDING)
 
 
 def test_the_first_state_fixes_both_deadlines() -> None:
     state = policy.initial_state(make_input(), NOW)
-    assert state.state is Phase.RINGING
+    assert state.state is CallPhase.RINGING
     assert state.agent == "auth"
     assert state.agents == ["auth"]
     assert policy.at(state.connect_deadline or "") == NOW + timedelta(seconds=45)
