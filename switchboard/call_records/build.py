@@ -144,11 +144,15 @@ def _transfer(state: CallState, outcome: Mapping[str, Any], scrub: Scrub) -> Tra
             status = TransferStatus.FAILED
     if state.session.status is CallPhase.TRANSFERRED:
         status = TransferStatus.ACCEPTED
-    # The control plane hears ACS's CallTransferAccepted/Failed: its word is final.
-    reported = outcome.get("transfer")
+    # The control plane hears ACS's CallTransferAccepted/Failed: its word is final. The call_session
+    # orchestration reports {"transfer": {"status", "target", ...}} (orchestrations/policy.outcome).
+    reported, reported_target = outcome.get("transfer"), outcome.get("transfer_target")
+    if isinstance(reported, Mapping):
+        reported_target = reported.get("target")
+        reported = reported.get("status")
     if reported in (TransferStatus.ACCEPTED, TransferStatus.FAILED):
         status = TransferStatus(reported)
-    target = _text(outcome.get("transfer_target")) or target
+    target = _text(reported_target) or target
     return Transfer(status=status, target=target, reason=scrub(reason) if reason else None)
 
 

@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from orchestrations import policy
+from orchestrations.models import CallSessionInput, EndReason, SessionState
 from switchboard.call_records import CallRecord, caller_salt, hash_caller, record_from_session
 from switchboard.call_records.build import DEFAULT_CALLER_SALT
 from switchboard.session_models import (
@@ -138,6 +140,21 @@ def test_transfer_outcome_and_end_reason(events: list[CallEvent], status: CallPh
                                          expected: tuple[TransferStatus, str | None, str]) -> None:
     record = _record(_state(events=events, status=status), outcome)
     assert (record.transfer.status, record.transfer.target, record.end_reason) == expected
+
+
+@pytest.mark.parametrize("status", [TransferStatus.ACCEPTED, TransferStatus.FAILED])
+def test_the_orchestrations_transfer_outcome_is_final(status: TransferStatus) -> None:
+    """The record takes the transfer outcome in the shape call_session writes it (policy.outcome)."""
+    started = datetime.fromtimestamp(T0, UTC)
+    call = CallSessionInput(call_id="call-1", call_connection_id="conn-1", scenario="banking", entry_agent="auth",
+                            max_handoffs=3, connect_timeout_s=45, max_duration_s=3600, media_restart_attempts=2)
+    session = SessionState(agent="auth", started_at=policy.iso(started), deadline=policy.iso(started),
+                           transfer=status, transfer_target="+18005550199", transfer_attempts=1,
+                           end_reason=EndReason.TRANSFERRED if status is TransferStatus.ACCEPTED else None)
+    outcome = policy.outcome(call, session, datetime.fromtimestamp(T0 + 60, UTC))
+    asked = CallEvent(kind="transfer_requested", data={"target": "the human queue", "reason": "caller asked"})
+    record = _record(_state(events=[asked], status=CallPhase.ENDED), outcome)
+    assert (record.transfer.status, record.transfer.target) == (status, "+18005550199")
 
 
 def test_outcome_keeps_scalars_only() -> None:
