@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,9 +26,9 @@ from media_host.events import (
     StopPlayback,
     Transfer,
 )
-from media_host.playout import PlayoutQueue
+from media_host.playout import PlayoutItem, PlayoutQueue
 from media_host.session_writer import SessionWriter
-from switchboard.session_models import CallState
+from switchboard.session_models import CallEvent, CallSession, CallState, HandoffRecord, Turn
 from switchboard.session_store import SessionStore
 
 log = logging.getLogger(__name__)
@@ -48,12 +48,41 @@ class CallInfo:
 
 
 class CallChannel:
+    """One call between a transport adapter and a pipeline: the only object either side touches.
+
+    Both sides: `info` (CallInfo), `call_id`.
+
+    Transport side (media_host/transports/, runner.py, server.py), at the wire rate:
+      feed_audio(pcm, received_at)  the caller's audio, any length
+      feed_event(event)             DTMF, hang-up, transfer status, call start (media_host/events.py)
+      touch()                       any message from the far end counts as life (idle timeout)
+      next_audio()                  awaits the next outbound frame, or an UtteranceEnd marker, when due
+      next_control(), close_control(), queued_control   outbound events, in order, until closed
+      last_inbound_at, frames_in, frames_out, late_frames, dropped_frames, barge_ins,
+      queued_frames, caller_hung_up, agent_hung_up, transfer_requested, outcome(default)
+                                    read-only state for the watchdog, metrics and logs
+
+    Pipeline side (media_host/pipelines/), at the pipeline's `inbound_rate` / `outbound_rate`:
+      receive()                     the next AudioFrame or InboundEvent
+      send(event)                   an Outbound event: hang up, transfer, transcript line...
+      start_utterance(), play(pcm), end_utterance()   the agent's audio, one utterance at a time
+      stop_playback()               barge-in: drop what is queued; returns ms of the utterance heard
+      playing, queued_ms            audio is queued here or still playing at the far end; how much is queued
+      stream_position               outbound stream position (frames) of the next frame queued
+      heard_position()              the position the caller has heard up to (same scale)
+      first_sent_at(utterance)      when an utterance's first frame went out (the last 16 utterances)
+      wait_for_playout()            until everything queued has been heard (LiveKit's AudioOutput has
+                                    the same name, livekit-agents voice/io.py)
+      append_turn, append_event, record_handoff, update_session   the call's session writes, behind
+                                    (never raise, never wait on a Redis that is down: session_writer.py)
+      catalog                       the agents version the call started with
+    """
+
     def __init__(self, info: CallInfo, *, store: SessionStore, catalog: Catalog, inbound_rate: int | None = None,
                  outbound_rate: int | None = None, inbound_limit_frames: int = 500, lead_ms: int = 60,
                  writer: SessionWriter | None = None) -> None:
         self.info = info
-        self.store = store
-        self.writer = writer or SessionWriter(store)  # the call's writes go through it (the host's, shared)
+        self._writer = writer or SessionWriter(store)  # the call's writes go through it (the host's, shared)
         self.catalog = catalog  # the agents version this call started with
         self.inbound_rate = inbound_rate or info.wire_rate
         self.outbound_rate = outbound_rate or info.wire_rate
@@ -63,7 +92,9 @@ class CallChannel:
         self._in_framer = Framer(frame_bytes(self.inbound_rate))
         self._out_resampler = StreamResampler(self.outbound_rate, info.wire_rate, quality="VR")
         self._out_framer = Framer(frame_bytes(info.wire_rate))
-        self.playout = PlayoutQueue(lead_ms=lead_ms)
+        self._playout = PlayoutQueue(lead_ms=lead_ms)
+        # The audio sender's per-frame call: the queue's own method, bound once (no wrapper per frame).
+        self.next_audio: Callable[[], Coroutine[Any, Any, PlayoutItem]] = self._playout.next_item
         self._inbound: deque[Inbound] = deque()
         self._inbound_audio = 0
         self._inbound_limit = inbound_limit_frames
@@ -135,7 +166,32 @@ class CallChannel:
         """Queued for the transport and not taken yet."""
         return tuple(self._control)
 
-    # --- pipeline side -------------------------------------------------------------------------
+    @property
+    def frames_out(self) -> int:
+        """Frames sent to the far end so far."""
+        return self._playout.frames_sent
+
+    @property
+    def late_frames(self) -> int:
+        """Frames released later than due (see PlayoutQueue.next_item)."""
+        return self._playout.late_frames
+
+    @property
+    def queued_frames(self) -> int:
+        """Frames queued and not yet sent."""
+        return self._playout.queued_frames
+
+    def outcome(self, default: str) -> str:
+        """How the call ended, for metrics: what the parties did, else what the runner saw."""
+        if self.transfer_requested:
+            return "transfer_requested"
+        if self.agent_hung_up:
+            return "agent_hung_up"
+        if self.caller_hung_up:
+            return "caller_hung_up"
+        return default
+
+    # --- pipeline side: the caller -------------------------------------------------------------
     async def receive(self) -> Inbound:
         while not self._inbound:
             self._inbound_ready.clear()
@@ -144,30 +200,6 @@ class CallChannel:
         if isinstance(item, AudioFrame):
             self._inbound_audio -= 1
         return item
-
-    def start_utterance(self) -> int:
-        return self.playout.start_utterance()
-
-    def play(self, pcm: bytes) -> None:
-        """Queue agent audio (PCM16 at the pipeline's outbound rate, any length) for the caller."""
-        self.playout.push_frames(self._out_framer.push(self._out_resampler.process(pcm)))
-
-    def end_utterance(self) -> None:
-        """The current utterance is complete: play its tail and mark its end."""
-        tail = self._out_framer.push(self._out_resampler.flush())
-        last = self._out_framer.flush(pad=True)
-        self.playout.push_frames([*tail, last] if last else tail)
-        self._out_resampler.reset()
-        self.playout.end_utterance()
-
-    def stop_playback(self) -> float:
-        """Barge-in: drop queued audio, tell the transport to stop at once. Returns ms of it heard."""
-        heard = self.playout.flush()
-        self._out_framer.clear()
-        self._out_resampler.reset()
-        self.barge_ins += 1
-        self.send(StopPlayback())
-        return heard
 
     def send(self, event: Outbound) -> None:
         if self._control_closed:  # the call's tasks are ending: nobody would send it
@@ -182,16 +214,70 @@ class CallChannel:
         self._control.append(event)
         self._control_ready.set()
 
-    def outcome(self, default: str) -> str:
-        """How the call ended, for metrics: what the parties did, else what the runner saw."""
-        if self.transfer_requested:
-            return "transfer_requested"
-        if self.agent_hung_up:
-            return "agent_hung_up"
-        if self.caller_hung_up:
-            return "caller_hung_up"
-        return default
+    # --- pipeline side: the agent's audio ------------------------------------------------------
+    def start_utterance(self) -> int:
+        """Begin an agent utterance (its audio follows); returns its number."""
+        return self._playout.start_utterance()
+
+    def play(self, pcm: bytes) -> None:
+        """Queue agent audio (PCM16 at the pipeline's outbound rate, any length) for the caller."""
+        self._playout.push_frames(self._out_framer.push(self._out_resampler.process(pcm)))
+
+    def end_utterance(self) -> None:
+        """The current utterance is complete: play its tail and mark its end."""
+        tail = self._out_framer.push(self._out_resampler.flush())
+        last = self._out_framer.flush(pad=True)
+        self._playout.push_frames([*tail, last] if last else tail)
+        self._out_resampler.reset()
+        self._playout.end_utterance()
+
+    def stop_playback(self) -> float:
+        """Barge-in: drop queued audio, tell the transport to stop at once. Returns ms of it heard."""
+        heard = self._playout.flush()
+        self._out_framer.clear()
+        self._out_resampler.reset()
+        self.barge_ins += 1
+        self.send(StopPlayback())
+        return heard
 
     @property
     def playing(self) -> bool:
-        return self.playout.playing
+        """Agent audio is queued here or still playing at the far end."""
+        return self._playout.playing
+
+    @property
+    def queued_ms(self) -> float:
+        """Agent audio queued here and not yet sent."""
+        return self._playout.queued_ms
+
+    @property
+    def stream_position(self) -> int:
+        """The outbound stream position (frames) of the next frame queued; a flush continues it from
+        what was really sent."""
+        return self._playout.frames_pushed
+
+    def heard_position(self) -> float:
+        """The stream position (frames, as `stream_position`) the caller has heard up to."""
+        return self._playout.heard_position()
+
+    def first_sent_at(self, utterance: int) -> float | None:
+        """When the utterance's first frame went out (monotonic), None if not yet (or long ago)."""
+        return self._playout.first_sent.get(utterance)
+
+    async def wait_for_playout(self) -> None:
+        """Until everything queued has been sent and played out at the far end."""
+        await self._playout.wait_played()
+
+    # --- pipeline side: the call's session, written behind -------------------------------------
+    async def append_turn(self, turn: Turn) -> None:
+        await self._writer.append_turn(self.info.call_id, turn)
+
+    async def append_event(self, event: CallEvent) -> None:
+        await self._writer.append_event(self.info.call_id, event)
+
+    async def record_handoff(self, handoff: HandoffRecord) -> None:
+        await self._writer.record_handoff(self.info.call_id, handoff)
+
+    async def update_session(self, mutate: Callable[[CallSession], None]) -> None:
+        """Apply `mutate` to the stored session (it may run twice on a retry: make it idempotent)."""
+        await self._writer.update(self.info.call_id, mutate)

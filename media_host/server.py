@@ -160,7 +160,7 @@ class MediaHost:
         return counts
 
     def _playout_depth(self) -> dict[Labels, float]:
-        return {(): float(sum(c.playout.queued_frames for c in self._calls))}
+        return {(): float(sum(c.queued_frames for c in self._calls))}
 
     def call_stat(self, stat: str) -> dict[Labels, float]:
         """A per-call counter summed over finished and live calls, by transport (scraped, never pushed)."""
@@ -270,8 +270,4 @@ class MediaHost:
 
 
 def _stat(channel: CallChannel, stat: str) -> int:
-    if stat == "frames_out":
-        return channel.playout.frames_sent
-    if stat == "late_frames":
-        return channel.playout.late_frames
-    return int(getattr(channel, stat))
+    return int(getattr(channel, stat))  # each of CALL_STATS is a read-only counter of the channel

@@ -64,7 +64,7 @@ class EchoPipeline:
                     continue
                 # A live source arrives at exactly real time, so a backlog left by a stall would never
                 # drain: it would be added latency for the rest of the call. Drop instead.
-                if self.max_backlog_ms is None or call.playout.queued_ms < self.max_backlog_ms:
+                if self.max_backlog_ms is None or call.queued_ms < self.max_backlog_ms:
                     call.play(item.pcm)
             elif isinstance(item, DtmfReceived):
                 if "#" in item.digits:

@@ -40,9 +40,9 @@ async def _read(adapter: WireAdapter, channel: CallChannel) -> None:
 
 
 async def _send_audio(adapter: WireAdapter, channel: CallChannel) -> None:
-    playout = channel.playout
+    next_audio = channel.next_audio
     while True:
-        item = await playout.next_item()
+        item = await next_audio()
         if isinstance(item, UtteranceEnd):
             await adapter.send_utterance_end(item)
         else:
@@ -187,6 +187,6 @@ async def run_call(adapter: WireAdapter, channel: CallChannel, pipeline: Pipelin
             await sender.finish(control)  # after the pipeline: nothing is queued once it is gone
             on_end(channel, outcome)
             log.info("call ended", extra={"outcome": outcome, "frames_in": channel.frames_in,
-                                          "frames_out": channel.playout.frames_sent,
-                                          "late_frames": channel.playout.late_frames})
+                                          "frames_out": channel.frames_out,
+                                          "late_frames": channel.late_frames})
 

@@ -77,10 +77,10 @@ class Conversation:
                           latency: dict[str, float] | None = None) -> None:
         turn = Turn(speaker=speaker, text=text, agent=self.agent.name if speaker is Speaker.AGENT else None,
                     interrupted=interrupted, latency_ms=latency or {})
-        await self.call.writer.append_turn(self.call_id, turn)
+        await self.call.append_turn(turn)
 
     async def record_event(self, kind: str, **data: Any) -> None:
-        await self.call.writer.append_event(self.call_id, CallEvent(kind=kind, agent=self.agent.name, data=data))
+        await self.call.append_event(CallEvent(kind=kind, agent=self.agent.name, data=data))
 
     async def save(self) -> None:
         """Persist the mutable state: customer, greeting, engine and tool state."""
@@ -91,7 +91,7 @@ class Conversation:
             session.greeted = greeted
             session.context = context
 
-        await self.call.writer.update(self.call_id, apply)
+        await self.call.update_session(apply)
 
     async def switch_agent(self, target: Agent, reason: str, summary: str) -> None:
         previous = self.agent
@@ -99,4 +99,4 @@ class Conversation:
         self.handoffs += 1
         self.handoff = {"from_agent": previous.name, "reason": reason, "summary": summary}
         record = HandoffRecord(from_agent=previous.name, to_agent=target.name, reason=reason, summary=summary)
-        await self.call.writer.record_handoff(self.call_id, record)
+        await self.call.record_handoff(record)

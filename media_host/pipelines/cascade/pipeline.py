@@ -81,7 +81,7 @@ class CascadeCall:
         self.turn_audio: list[bytes] = []  # kept until the agent answers, so a resumed turn is one turn
         self.reply: asyncio.Task[None] | None = None
         self.unplayed: list[tuple[Utterance, TurnClock | None]] = []  # queued agent audio, oldest first
-        self.writer: asyncio.Task[None] | None = None
+        self.recorder: asyncio.Task[None] | None = None  # writes each utterance's turn once it is heard
         self.dtmf = ""
         self.dtmf_timer: asyncio.Task[None] | None = None
         self.ending = False
@@ -183,7 +183,7 @@ class CascadeCall:
         self._start(self._answer(list(self.turn_audio), clock, ready))
 
     def _barge_in(self, onset: float) -> None:
-        position = self.call.playout.heard_position()
+        position = self.call.heard_position()
         self.call.stop_playback()
         barge_in_ms = round((time.monotonic() - onset) * 1000, 1)
         if self.reply is not None and not self.reply.done():
@@ -194,8 +194,8 @@ class CascadeCall:
             cut.append((active, active.clock))
             active.cancel()
         self.unplayed.clear()
-        if self.writer is not None:
-            self.writer.cancel()
+        if self.recorder is not None:
+            self.recorder.cancel()
         self.turn_audio = []
         asyncio.create_task(self._record_interrupted(cut, position, barge_in_ms)).add_done_callback(_log_failure)
         if self.p.on_latency is not None:
@@ -281,7 +281,7 @@ class CascadeCall:
             await self._finish_call(ending.transfer, ending.hangup)
 
     async def _finish_call(self, transfer: str | None, hangup: str | None) -> None:
-        await self.call.playout.wait_played()  # the caller hears the goodbye before anything happens
+        await self.call.wait_for_playout()  # the caller hears the goodbye before anything happens
         if transfer is not None:
             target = self.conv.scenario.spec.policy.human_queue or ""
             await self.conv.record_event("transfer", target=target, reason=transfer)
@@ -318,14 +318,14 @@ class CascadeCall:
     # --- what was played goes into the transcript ------------------------------------------------
     def _track(self, utterance: Utterance, clock: TurnClock | None) -> None:
         self.unplayed.append((utterance, clock))
-        if self.writer is None or self.writer.done():
-            self.writer = asyncio.create_task(self._write_played())
-            self.writer.add_done_callback(_log_failure)
+        if self.recorder is None or self.recorder.done():
+            self.recorder = asyncio.create_task(self._write_played())
+            self.recorder.add_done_callback(_log_failure)
 
     async def _write_played(self) -> None:
         while self.unplayed:
             utterance, clock = self.unplayed[0]
-            remaining = utterance.end_position - self.call.playout.heard_position()
+            remaining = utterance.end_position - self.call.heard_position()
             if remaining > 0:
                 await asyncio.sleep(remaining * FRAME_MS / 1000)
                 continue
@@ -352,10 +352,10 @@ class CascadeCall:
         for task in (self.reply, self.dtmf_timer):
             if task is not None:
                 task.cancel()
-        if self.writer is not None and not self.writer.done():
+        if self.recorder is not None and not self.recorder.done():
             # The call is over: whatever was queued was heard up to where the stream got.
-            self.writer.cancel()
-            await self._record_interrupted(list(self.unplayed), self.call.playout.heard_position(), 0.0)
+            self.recorder.cancel()
+            await self._record_interrupted(list(self.unplayed), self.call.heard_position(), 0.0)
         with contextlib.suppress(Exception):
             await self.conv.save()
         close = getattr(self.vad, "close", None)  # the embedded VAD hands its model back to the pool

@@ -45,7 +45,7 @@ def split_sentences(text: str) -> tuple[list[str], str]:
 @dataclass(frozen=True, slots=True)
 class Spoken:
     text: str
-    start: int  # outbound stream positions (frames), as PlayoutQueue.frames_pushed
+    start: int  # outbound stream positions (frames), as CallChannel.stream_position
     end: int
 
 
@@ -95,7 +95,7 @@ class Utterance:
         """When the reply's first frame went out to the caller (None if not yet)."""
         if self.playout_utterance is None:
             return None
-        return self.call.playout.first_sent.get(self.playout_utterance)
+        return self.call.first_sent_at(self.playout_utterance)
 
     def heard_text(self, position: float) -> str:
         """The words heard by the time the outbound stream reached `position` (frames)."""
@@ -120,7 +120,7 @@ class Utterance:
 
     async def _synthesise(self) -> None:
         while (sentence := await self._sentences.get()) is not None:
-            start = self.call.playout.frames_pushed
+            start = self.call.stream_position
             submitted = time.monotonic()
             async for chunk in self.tts.synthesize(sentence, self.voice, self.locale):
                 if self.clock is not None and "first_tts_chunk" not in self.clock.marks:
@@ -130,4 +130,4 @@ class Utterance:
                     self.playout_utterance = self.call.start_utterance()
                     self.started = True
                 self.call.play(chunk)
-            self.spoken.append(Spoken(sentence, start, self.call.playout.frames_pushed))
+            self.spoken.append(Spoken(sentence, start, self.call.stream_position))

@@ -376,7 +376,7 @@ class RealtimeCall:
         log.error("realtime service unreachable; handing the call to a person")
         self.count("unavailable", "realtime_unavailable")
         await self.conv.record_event("realtime_unavailable")
-        await self.call.playout.wait_played()
+        await self.call.wait_for_playout()
         target = self.conv.scenario.spec.policy.human_queue
         if target:
             await self.conv.record_event("transfer", target=target, reason=UNAVAILABLE)

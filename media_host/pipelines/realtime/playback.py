@@ -59,7 +59,7 @@ class Playback:
         pcm = base64.b64decode(str(event.get("delta") or ""))
         if item.utterance is None:
             item.utterance = self.call.start_utterance()
-            item.start = self.call.playout.frames_pushed
+            item.start = self.call.stream_position
             self.on_started(item)
         item.audio_bytes += len(pcm)
         self.call.play(pcm)
@@ -69,7 +69,7 @@ class Playback:
         item = AgentItem(label, "", self.journal.add(Speaker.AGENT, label), final=text, local=True)
         self.items[label] = item
         item.utterance = self.call.start_utterance()
-        item.start = self.call.playout.frames_pushed
+        item.start = self.call.stream_position
         item.audio_bytes = len(pcm)
         self.call.play(pcm)
         self.end(item)
@@ -106,7 +106,7 @@ class Playback:
             self.write(item, None)
             return
         self.call.end_utterance()
-        item.end = self.call.playout.frames_pushed
+        item.end = self.call.stream_position
         if self.watcher is None or self.watcher.done():
             self.watcher = asyncio.create_task(self._write_played(), name="realtime-played")
 
@@ -114,8 +114,7 @@ class Playback:
     def barge_in(self) -> tuple[str, float]:
         """Stop the agent now; truncate what the caller did not hear. Returns what they did hear, and when
         playout stopped."""
-        playout = self.call.playout
-        position, pushed = playout.heard_position(), playout.frames_pushed
+        position, pushed = self.call.heard_position(), self.call.stream_position
         self.call.stop_playback()
         stopped_at = time.monotonic()
         heard_all = []
@@ -144,7 +143,7 @@ class Playback:
 
     def close(self) -> None:
         """The call is over: write what was heard of what is left."""
-        position = self.call.playout.heard_position()
+        position = self.call.heard_position()
         for item in sorted(self.items.values(), key=lambda i: i.start):
             heard_ms = min(item.audio_ms, max(0.0, (position - item.start) * FRAME_MS)) if item.utterance else 0.0
             self.write(item, Said(item.heard_text(heard_ms), interrupted=heard_ms < item.audio_ms))
@@ -156,7 +155,7 @@ class Playback:
         self.items.pop(item.item_id, None)
         self.ignored.add(item.item_id)  # written: anything late about it is dropped
         if said is not None and item.clock is not None:
-            first_out = self.call.playout.first_sent.get(item.utterance) if item.utterance is not None else None
+            first_out = self.call.first_sent_at(item.utterance) if item.utterance is not None else None
             if first_out is not None:
                 item.clock.mark("first_audio_out", first_out)
             said.latency = item.clock.summary()
@@ -169,7 +168,7 @@ class Playback:
                 return
             item = min(done, key=lambda i: i.start)
             assert item.end is not None
-            remaining = item.end - self.call.playout.heard_position()
+            remaining = item.end - self.call.heard_position()
             if remaining > 0:
                 await asyncio.sleep(max(remaining * FRAME_MS / 1000, 0.01))
                 continue

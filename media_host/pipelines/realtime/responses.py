@@ -194,7 +194,7 @@ class Responses:
         """Carry out a transfer or hang-up once the caller has heard the reply."""
         parts = self.parts
         ending, self.ending = self.ending, Ending()
-        await parts.call.playout.wait_played()
+        await parts.call.wait_for_playout()
         if ending.transfer is not None:
             target = parts.conv.scenario.spec.policy.human_queue or ""
             await parts.conv.record_event("transfer", target=target, reason=ending.transfer)
