@@ -15,7 +15,7 @@ docstrings of openai 3.63.0 `openai.types.realtime`) and the Realtime conversati
         response.output_audio.done                    }
         response.output_audio_transcript.done         } "also emitted when a Response is interrupted,
         response.content_part.done                    }  incomplete, or cancelled"
-      a function call (Call):
+      a function call (CallTool):
         response.function_call_arguments.delta ...
         response.function_call_arguments.done         } the same: with the arguments generated so far
     response.output_item.done                         } item status completed, or incomplete if cut short
@@ -37,7 +37,7 @@ import base64
 import math
 from typing import Protocol
 
-from tests.realtime_wire import BYTES_PER_MS, Call, Event, Served, Speak, item_of, response_of, tone
+from tests.realtime_wire import BYTES_PER_MS, CallTool, Event, Served, Speak, item_of, response_of, tone
 
 
 class Sender(Protocol):
@@ -87,7 +87,7 @@ class ResponseStream:
         if isinstance(script, Speak):
             if not await self._speak(script):
                 return
-        elif isinstance(script, Call):
+        elif isinstance(script, CallTool):
             await self._call(script)
             outcome = script.outcome
         if self.conversation:
@@ -95,7 +95,7 @@ class ResponseStream:
         if outcome == "completed":
             await self._close_item("completed")
             await self._done("completed", None)
-            if isinstance(script, Call) and script.repeat_done:
+            if isinstance(script, CallTool) and script.repeat_done:
                 await self.out.send({"type": "response.done", "response": response_of(self.served, self.ga)})
             return
         await self._close_item("incomplete")
@@ -141,7 +141,7 @@ class ResponseStream:
                 await asyncio.sleep(s.chunk_ms / 1000 / s.pace)
         return True
 
-    async def _call(self, c: Call) -> None:
+    async def _call(self, c: CallTool) -> None:
         """The arguments in two deltas; with `hold`, the model stops partway until cancelled."""
         await self._add_item()
         if self.conversation:
@@ -166,7 +166,7 @@ class ResponseStream:
         if served.item_status != "in_progress":
             return
         served.item_status = status
-        if isinstance(served.script, Call):
+        if isinstance(served.script, CallTool):
             done: Event = {"type": "response.function_call_arguments.done", **self.where,
                            "call_id": served.call_id, "arguments": "".join(served.said)}
             await self.out.send({**done, "name": served.script.name} if self.ga else done)  # beta: no name

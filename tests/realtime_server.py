@@ -1,6 +1,6 @@
 """A local OpenAI Realtime API server for tests, speaking the GA or the beta (Azure preview) dialect.
 
-    async with RealtimeServer("ga", [Speak("Hello.", 300), Call("lookup", {"order": "42"})],
+    async with RealtimeServer("ga", [Speak("Hello.", 300), CallTool("lookup", {"order": "42"})],
                               heard=["where is my order"]) as server:
         # REALTIME_WEBSOCKET_URL=server.url: the openai SDK connects to {url}/realtime
         server.events("conversation.item.truncate")   # the client events received, in order
@@ -35,7 +35,7 @@ Each response (`response.create`, or a turn) serves the next script item:
 - `Speak(text, audio_ms)`: an assistant audio item, PCM16 24 kHz, each 20 ms frame starting with the
   response's `marker` (so a test counts what the caller got of it), the transcript spread over the
   chunks; sent `pace` x real time (0: at once); `drop_after_ms` kills the socket once that much is sent.
-- `Call(name, arguments)`: a function call item (beta: the name is on the item only); with `hold`, it
+- `CallTool(name, arguments)`: a function call item (beta: the name is on the item only); with `hold`, it
   stops partway through the arguments (`hold_at`) until cancelled; `outcome` incomplete / failed ends
   the response so instead.
 `response.cancel` ends the response in flight (status cancelled), else it is the error
@@ -67,7 +67,7 @@ from tests.realtime_wire import (
     BETA_NAMES,
     FRAME_BYTES,
     HOLD_MARKER,
-    Call,
+    CallTool,
     Checks,
     Event,
     Served,
@@ -80,7 +80,7 @@ from tests.realtime_wire import (
     voice_of,
 )
 
-__all__ = ["Call", "NonConformingEvent", "RealtimeServer", "Served", "Speak"]
+__all__ = ["CallTool", "NonConformingEvent", "RealtimeServer", "Served", "Speak"]
 
 LOUD = 500  # mean |sample| of a frame with speech
 
@@ -271,7 +271,7 @@ class Connection:
         if script is None:
             server.problems.append("script exhausted: the test expected fewer responses")
         served = Served(f"resp_{number}", f"item_{next(server.ids)}", script, marker=1000 + number)
-        if isinstance(script, Call):
+        if isinstance(script, CallTool):
             served.call_id = f"call_{next(server.ids)}"
             self.calls.add(served.call_id)
         elif isinstance(script, Speak):
@@ -295,12 +295,12 @@ class Connection:
 
 
 class RealtimeServer:
-    def __init__(self, flavor: str, script: Iterable[Speak | Call] = (), *, heard: Iterable[str] = (),
+    def __init__(self, flavor: str, script: Iterable[Speak | CallTool] = (), *, heard: Iterable[str] = (),
                  start_frames: int = 2, silence_ms: int = 200, lock_voice: bool = False,
                  deployments: Iterable[str] = ()) -> None:
         self.flavor = str(getattr(flavor, "value", flavor))
         self.ga = self.flavor == "ga"
-        self.script: deque[Speak | Call] = deque(script)
+        self.script: deque[Speak | CallTool] = deque(script)
         self.heard: deque[str] = deque(heard)
         self.start_frames, self.silence_ms, self.lock_voice = start_frames, silence_ms, lock_voice
         self.deployments = set(deployments)  # of the Azure resource, besides the Realtime one connected to

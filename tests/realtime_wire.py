@@ -39,7 +39,9 @@ class Speak:
 
 
 @dataclass
-class Call:
+class CallTool:
+    """A script step: the model calls a tool (one function_call item), as `Speak` is one spoken reply."""
+
     name: str
     arguments: dict[str, Any] | str = field(default_factory=dict)
     hold: bool = False  # stop partway through the arguments until cancelled (the model is still writing them)
@@ -58,7 +60,7 @@ class Served:
 
     id: str
     item_id: str
-    script: Speak | Call | None
+    script: Speak | CallTool | None
     marker: int
     audio: bytearray = field(default_factory=bytearray)
     said: list[str] = field(default_factory=list)  # transcript words, or function arguments, sent so far
@@ -77,7 +79,7 @@ class Served:
 def item_of(served: Served, ga: bool, status: str) -> Event:
     """The output item of a response, as the service describes it (`status` in_progress: no content yet)."""
     item: Event = {"id": served.item_id, "object": "realtime.item", "status": status}
-    if isinstance(served.script, Call):
+    if isinstance(served.script, CallTool):
         return {**item, "type": "function_call", "name": served.script.name, "call_id": served.call_id,
                 "arguments": "" if status == "in_progress" else "".join(served.said)}
     content = [] if status == "in_progress" else [{"type": "output_audio" if ga else "audio",

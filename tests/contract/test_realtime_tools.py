@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from tests.realtime_harness import FLAVORS, RtCall, agents_dir, item_texts, realtime_call
-from tests.realtime_server import Call, RealtimeServer, Speak
+from tests.realtime_server import CallTool, RealtimeServer, Speak
 from tests.realtime_wire import voice_of
 
 __all__ = ["agents_dir"]  # the scenario fixture (session-scoped: its tools module is loaded once)
@@ -30,7 +30,7 @@ __all__ = ["agents_dir"]  # the scenario fixture (session-scoped: its tools modu
 @pytest.mark.parametrize("flavor", FLAVORS)
 async def test_a_function_call_runs_the_agents_tool_and_the_model_goes_on(
         redis_url: str, agents_dir: Path, flavor: str) -> None:
-    server = RealtimeServer(flavor, [Call("rt_lookup", {"order": "42"}), Speak("Order 42 has shipped.", 300)],
+    server = RealtimeServer(flavor, [CallTool("rt_lookup", {"order": "42"}), Speak("Order 42 has shipped.", 300)],
                             heard=["where is order 42"])
     async with realtime_call(redis_url, agents_dir, server, greeted=True) as call:
         await server.wait_for(lambda s: s.events("session.update"))
@@ -57,7 +57,7 @@ async def test_a_function_call_runs_the_agents_tool_and_the_model_goes_on(
 async def test_a_handoff_switches_the_session_to_the_new_agent(
         redis_url: str, agents_dir: Path, flavor: str, lock_voice: bool) -> None:
     handoff = {"reason": "refund", "summary": "The caller wants a refund."}
-    server = RealtimeServer(flavor, [Speak("Hello, front desk.", 200), Call("handoff_to_back", handoff),
+    server = RealtimeServer(flavor, [Speak("Hello, front desk.", 200), CallTool("handoff_to_back", handoff),
                                      Speak("Back office, how can I help?", 300)],
                             heard=["I want a refund"], lock_voice=lock_voice)
     async with realtime_call(redis_url, agents_dir, server) as call:
@@ -113,12 +113,12 @@ async def test_a_handoff_switches_the_session_to_the_new_agent(
 
 @pytest.mark.parametrize("flavor", FLAVORS)
 @pytest.mark.parametrize("ending", [
-    (Call("transfer_to_human", {"reason": "wants a person"}),
+    (CallTool("transfer_to_human", {"reason": "wants a person"}),
      ("transfer_requested", {"target": "+15550000199", "reason": "wants a person"})),
-    (Call("rt_goodbye"), ("hangup_requested", {"reason": "caller is done"})),
+    (CallTool("rt_goodbye"), ("hangup_requested", {"reason": "caller is done"})),
 ], ids=["transfer", "hangup"])
 async def test_a_transfer_or_hang_up_happens_once_the_caller_heard_the_reply(
-        redis_url: str, agents_dir: Path, flavor: str, ending: tuple[Call, tuple[str, dict[str, str]]]) -> None:
+        redis_url: str, agents_dir: Path, flavor: str, ending: tuple[CallTool, tuple[str, dict[str, str]]]) -> None:
     tool, request = ending
     server = RealtimeServer(flavor, [tool, Speak("Goodbye for now.", 300)], heard=["that's all"])
     async with realtime_call(redis_url, agents_dir, server, greeted=True) as call:
@@ -137,7 +137,7 @@ async def test_a_transfer_or_hang_up_happens_once_the_caller_heard_the_reply(
 @pytest.mark.parametrize("flavor", FLAVORS)
 async def test_a_transfer_asked_for_while_the_socket_is_down_still_happens(
         redis_url: str, agents_dir: Path, flavor: str) -> None:
-    server = RealtimeServer(flavor, [Call("rt_gated_transfer"), Speak("Sorry, the line dropped.", 200)],
+    server = RealtimeServer(flavor, [CallTool("rt_gated_transfer"), Speak("Sorry, the line dropped.", 200)],
                             heard=["a person please"])
     async with realtime_call(redis_url, agents_dir, server, greeted=True) as call:
         gate: asyncio.Event = sys.modules["_switchboard_tools_rtdesk"].GATE  # the loader's name for tools.py
@@ -181,7 +181,7 @@ def sent_after_arguments(server: RealtimeServer, response_id: str) -> list[dict[
 async def test_a_call_the_caller_cut_short_is_not_run(redis_url: str, agents_dir: Path, flavor: str) -> None:
     """The caller speaks while the model is still writing the arguments: the server cancels the response
     (turn_detected) with the documented sequence, the call's .done events included."""
-    server = RealtimeServer(flavor, [Call("transfer_to_human", {"reason": "wants a person"}, hold=True),
+    server = RealtimeServer(flavor, [CallTool("transfer_to_human", {"reason": "wants a person"}, hold=True),
                                      Speak("Yes?", 200)], heard=["a person", "no wait"])
     async with realtime_call(redis_url, agents_dir, server, greeted=True) as call:
         await server.wait_for(lambda s: s.events("session.update"))
@@ -213,8 +213,8 @@ async def test_a_call_with_whole_arguments_in_a_response_cut_short_is_not_run(
     """The arguments are whole, valid JSON, but the response did not complete: cancelled as the model was
     about to close the call, or ended incomplete (max_output_tokens) or failed. The call is not run."""
     arguments = {"reason": "wants a person"}
-    transfer = (Call("transfer_to_human", arguments, hold=True, hold_at=1.0) if ending == "cancelled"
-                else Call("transfer_to_human", arguments, outcome=ending))
+    transfer = (CallTool("transfer_to_human", arguments, hold=True, hold_at=1.0) if ending == "cancelled"
+                else CallTool("transfer_to_human", arguments, outcome=ending))
     server = RealtimeServer(flavor, [transfer, Speak("Yes?", 200)], heard=["a person", "no wait"])
     async with realtime_call(redis_url, agents_dir, server, greeted=True) as call:
         await server.wait_for(lambda s: s.events("session.update"))
@@ -237,7 +237,7 @@ async def test_a_call_with_whole_arguments_in_a_response_cut_short_is_not_run(
 
 @pytest.mark.parametrize("flavor", FLAVORS)
 async def test_a_repeated_response_done_runs_its_call_once(redis_url: str, agents_dir: Path, flavor: str) -> None:
-    server = RealtimeServer(flavor, [Call("rt_lookup", {"order": "42"}, repeat_done=True),
+    server = RealtimeServer(flavor, [CallTool("rt_lookup", {"order": "42"}, repeat_done=True),
                                      Speak("Order 42 has shipped.", 300)], heard=["where is order 42"])
     async with realtime_call(redis_url, agents_dir, server, greeted=True) as call:
         await server.wait_for(lambda s: s.events("session.update"))

@@ -24,7 +24,7 @@ from local_stack.stack import LocalStack, StackOptions
 from media_host.pipelines.echo import tone
 from orchestrations.models import EndReason
 from switchboard.settings import PROJECT_ROOT
-from tests.realtime_server import Call, RealtimeServer, Speak
+from tests.realtime_server import CallTool, RealtimeServer, Speak
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -74,7 +74,8 @@ async def test_cascade_the_caller_says_goodbye_and_the_agent_hangs_up(tmp_path: 
 
 
 async def test_realtime_the_model_calls_the_hang_up_tool(tmp_path: Path) -> None:
-    script: list[Speak | Call] = [Speak("Hello, front desk.", 300), Call("desk_goodbye"), Speak("Goodbye.", 300)]
+    script: list[Speak | CallTool] = [Speak("Hello, front desk.", 300), CallTool("desk_goodbye"),
+                                      Speak("Goodbye.", 300)]
 
     async def loud(_text: str) -> bytes:  # speech to the server's VAD: it needs no words
         return tone(WIRE_RATE, 600)
