@@ -24,7 +24,7 @@ from typing import Any
 import aiohttp
 from websockets.exceptions import WebSocketException
 
-from local_stack.acs import INTERRUPTED, UNSUCCESSFUL, AcsRequest, Call, MediaLost, MediaOffer
+from local_stack.acs import INTERRUPTED, UNSUCCESSFUL, AcsCallConnection, AcsRequest, MediaLost, MediaOffer
 from local_stack.acs_media import AcsMediaClient
 from local_stack.caller import Line, Said, ScriptedCaller, Voiced
 from local_stack.stack import LocalStack
@@ -151,7 +151,7 @@ class PhoneCall:
         finally:
             await media.disconnect()
 
-    async def _converse(self, media: AcsMediaClient, call: Call) -> None:
+    async def _converse(self, media: AcsMediaClient, call: AcsCallConnection) -> None:
         """The caller's side of the call, over however many sockets it takes."""
         assert self.result is not None
         caller = ScriptedCaller(media, self.voice)

@@ -57,7 +57,7 @@ class Timer(StrEnum):
 
 def call_session(context: df.DurableOrchestrationContext) -> Orchestration:
     """The life of one call: wait for it to connect, react to what happens on it, write its record."""
-    call = Call(context, CallSessionInput.model_validate(context.get_input()))
+    call = CallOrchestration(context, CallSessionInput.model_validate(context.get_input()))
     while not call.over:
         if call.time_to_continue_as_new():
             context.continue_as_new(call.carry_over())
@@ -67,7 +67,7 @@ def call_session(context: df.DurableOrchestrationContext) -> Orchestration:
     return (yield from call.finish())
 
 
-class Call:
+class CallOrchestration:
     """One call as the orchestrator sees it: its state, its timers, and what it does about each event."""
 
     def __init__(self, context: df.DurableOrchestrationContext, call: CallSessionInput) -> None:

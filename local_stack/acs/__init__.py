@@ -1,6 +1,6 @@
 """A local ACS Call Automation service for tests and the local stack (see `server.LocalAcs`)."""
 
-from local_stack.acs.calls import Call, Delivery
+from local_stack.acs.calls import AcsCallConnection, Delivery
 from local_stack.acs.eventgrid import DeliveryFailed, EventGridSubscription
 from local_stack.acs.hmac_auth import HmacError, new_access_key, verify_hmac
 from local_stack.acs.incoming import incoming_call_event, parse_incoming_call_context
@@ -12,8 +12,8 @@ from local_stack.acs.server import LocalAcs
 __all__ = [
            "INTERRUPTED",
            "UNSUCCESSFUL",
+           "AcsCallConnection",
            "AcsRequest",
-           "Call",
            "Delivery",
            "DeliveryFailed",
            "EventGridSubscription",

@@ -59,8 +59,8 @@ class Delivery:
 
 
 @dataclass
-class Call:
-    """One call connection as the local ACS sees it."""
+class AcsCallConnection:
+    """One call connection as the local ACS sees it (what `callConnectionId` names)."""
 
     call_connection_id: str
     server_call_id: str
@@ -149,7 +149,7 @@ def event_name(event_type: str) -> str:
     return event_type.removeprefix(EVENT_PREFIX)
 
 
-def cloud_event(call: Call, event_type: str, data_overrides: Mapping[str, Any] | None = None) -> Json:
+def cloud_event(call: AcsCallConnection, event_type: str, data_overrides: Mapping[str, Any] | None = None) -> Json:
     """One callback CloudEvent; an override of None removes that data field (e.g. `operationContext`)."""
     name = event_name(event_type)
     data: Json = {"version": EVENT_VERSION, **DEFAULT_DATA.get(name, {})}
@@ -168,7 +168,7 @@ def cloud_event(call: Call, event_type: str, data_overrides: Mapping[str, Any] |
             "subject": source}
 
 
-def transferee(call: Call) -> Json | None:
+def transferee(call: AcsCallConnection) -> Json | None:
     return call.targets[0] if call.targets else None
 
 

@@ -16,7 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from local_stack.acs.calls import Call
+from local_stack.acs.calls import AcsCallConnection
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ class MediaLost(Exception):
 
 @dataclass
 class MediaOffer:
-    call: Call
+    call: AcsCallConnection
     url: str
     headers: dict[str, str]  # x-ms-call-connection-id, x-ms-call-correlation-id, Authorization when ACS signs
     ended: asyncio.Event = field(default_factory=asyncio.Event)  # ACS closes the socket: the connector must too
@@ -46,7 +46,7 @@ class MediaOffer:
 
 
 MediaConnector = Callable[[MediaOffer], Awaitable[None]]
-OnLost = Callable[[Call, MediaLost], None]
+OnLost = Callable[[AcsCallConnection, MediaLost], None]
 
 
 class MediaLegs:
@@ -58,7 +58,7 @@ class MediaLegs:
         self.offers: list[MediaOffer] = []  # every socket opened, in order (a restart opens another)
         self._live: dict[str, tuple[MediaOffer, asyncio.Task[None]]] = {}
 
-    def on_event(self, call: Call, event_type: str) -> None:
+    def on_event(self, call: AcsCallConnection, event_type: str) -> None:
         """Open or end the call's media leg as the callback event `event_type` says."""
         if self.connector is None:
             return
@@ -83,7 +83,7 @@ class MediaLegs:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    def _open(self, call: Call) -> None:
+    def _open(self, call: AcsCallConnection) -> None:
         url = call.media_transport_url
         if not url or call.call_connection_id in self._live or self.connector is None:
             return

@@ -27,7 +27,7 @@ import aiohttp
 from aiohttp import web
 
 from local_stack.acs.calls import (
-    Call,
+    AcsCallConnection,
     Delivery,
     Json,
     bot_identity,
@@ -89,7 +89,7 @@ class LocalAcs:
         self.requests: list[AcsRequest] = []
         self.rejected: list[tuple[str, str]] = []  # (path, reason) of requests that failed HMAC
         self.callbacks: list[Delivery] = []
-        self.calls: dict[str, Call] = {}
+        self.calls: dict[str, AcsCallConnection] = {}
         # ACS signs media upgrades as it signs callbacks
         self.media = MediaLegs(media, callback_token, on_lost=self._media_lost)
         self._port = port
@@ -249,7 +249,7 @@ class LocalAcs:
             raise AcsFailure(404, "8522", f"Call connection {call_id} was not found.")
         return await self._call_operation(operation, call, body, typed)
 
-    async def _call_operation(self, operation: str, call: Call, body: Json, typed: Any) -> Result:
+    async def _call_operation(self, operation: str, call: AcsCallConnection, body: Json, typed: Any) -> Result:
         if operation == "get_call":
             return 200, call.properties()
         if operation == "list_participants":
@@ -314,12 +314,12 @@ class LocalAcs:
         return 204, None
 
     def _new_call(self, body: Json, typed: Any, server_call_id: str | None, correlation_id: str,
-                  targets: list[Json]) -> Call:
+                  targets: list[Json]) -> AcsCallConnection:
         options = typed.media_streaming_options
-        call = Call(str(uuid.uuid4()), server_call_id or new_server_call_id(), correlation_id, typed.callback_uri,
-                    targets, self.identity, operation_context=typed.operation_context,
-                    media_streaming=None if options is None else StreamingOptions.of(options),
-                    transcription=body.get("transcriptionOptions"))
+        call = AcsCallConnection(str(uuid.uuid4()), server_call_id or new_server_call_id(), correlation_id,
+                                 typed.callback_uri, targets, self.identity, operation_context=typed.operation_context,
+                                 media_streaming=None if options is None else StreamingOptions.of(options),
+                                 transcription=body.get("transcriptionOptions"))
         self.calls[call.call_connection_id] = call
         events: list[str | tuple[str, Json]] = ["CallConnected"]
         if call.media_streaming is not None and call.media_streaming.start:
@@ -328,12 +328,12 @@ class LocalAcs:
         return call
 
     # --- automatic callbacks -----------------------------------------------------------------------
-    def _media_lost(self, call: Call, lost: MediaLost) -> None:
+    def _media_lost(self, call: AcsCallConnection, lost: MediaLost) -> None:
         """The media socket did not open, or broke, while the call was up: tell the app, as ACS does."""
         if call.state != "disconnected":
             self._auto(call, [("MediaStreamingFailed", media_failed(lost.details))])
 
-    def _auto(self, call: Call, events: list[str | tuple[str, Json]], url: str | None = None) -> None:
+    def _auto(self, call: AcsCallConnection, events: list[str | tuple[str, Json]], url: str | None = None) -> None:
         """Post these events in order, after the REST response has gone (as ACS does), when auto_callbacks."""
         if not self.auto_callbacks:
             return

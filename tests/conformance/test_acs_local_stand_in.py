@@ -25,7 +25,7 @@ from azure.core.messaging import CloudEvent
 from websockets.asyncio.server import ServerConnection, serve
 
 from callbacks.wire import callback_events
-from local_stack.acs import INTERRUPTED, UNSUCCESSFUL, Call, MediaOffer, StreamingOptions
+from local_stack.acs import INTERRUPTED, UNSUCCESSFUL, AcsCallConnection, MediaOffer, StreamingOptions
 from local_stack.acs.calls import DEFAULT_DATA, STREAM_URL_MISSING, bot_identity, cloud_event, media_failed
 from local_stack.acs.incoming import identifier, with_kind
 from local_stack.acs.models import event_model, parse
@@ -38,11 +38,11 @@ PAYLOADS = Path(__file__).resolve().parents[1] / "fixtures" / "payloads"
 STREAMING = StreamingOptions("ws://127.0.0.1/api/v1/media/stream", "mixed", "audio", True, True, "pcm24KMono", True)
 
 
-def a_call() -> Call:
+def a_call() -> AcsCallConnection:
     caller = identifier("+14255550123")
-    return Call("401f3500-62bd-46a9-8c09-9e1b06caca01", "c2VydmVyLWNhbGw=", "a0619022-0b2b-4ff2-a622-ff6aaee5c60a",
-                "https://app.example.test/api/callbacks", [caller], bot_identity("res"), operation_context="answer",
-                media_streaming=STREAMING)
+    return AcsCallConnection("401f3500-62bd-46a9-8c09-9e1b06caca01", "c2VydmVyLWNhbGw=",
+                             "a0619022-0b2b-4ff2-a622-ff6aaee5c60a", "https://app.example.test/api/callbacks", [caller],
+                             bot_identity("res"), operation_context="answer", media_streaming=STREAMING)
 
 
 def emitted() -> list[tuple[str, dict[str, Any]]]:
