@@ -39,6 +39,7 @@ from media_host.pipelines.cascade.conversation import Conversation
 from media_host.pipelines.cascade.latency import TurnClock
 from media_host.pipelines.cascade.responder import Responder
 from media_host.pipelines.cascade.speaker import Utterance
+from media_host.pipelines.keypad import Keypad
 from media_host.telemetry import turn_span
 from switchboard.session_models import Speaker
 
@@ -47,7 +48,6 @@ log = logging.getLogger(__name__)
 FRAME_MS = 20
 PREROLL_FRAMES = 15  # 300 ms before the detected start, so the first syllable is not clipped
 ARRIVALS = 512  # frames of arrival times kept (10 s), to time speech boundaries
-DTMF_PAUSE_S = 2.0  # digits typed without '#' count as said after this pause
 TRANSFER_FAILED = "I'm sorry, I couldn't connect you just now. I'll keep helping you myself."
 
 
@@ -82,8 +82,7 @@ class CascadeCall:
         self.reply: asyncio.Task[None] | None = None
         self.unplayed: list[tuple[Utterance, TurnClock | None]] = []  # queued agent audio, oldest first
         self.recorder: asyncio.Task[None] | None = None  # writes each utterance's turn once it is heard
-        self.dtmf = ""
-        self.dtmf_timer: asyncio.Task[None] | None = None
+        self.keypad = Keypad(self._on_digits)
         self.ending = False
         self.turns = 0
         self.unheard = ""  # what a barge-in cut off, said again if the interruption was only a noise
@@ -101,7 +100,7 @@ class CascadeCall:
                     # A session already greeted is a call resumed on a new socket: no second greeting.
                     self._start(self._resume() if self.conv.greeted else self._greet())
                 elif isinstance(item, DtmfReceived):
-                    self._on_dtmf(item.digits)
+                    self.keypad.press(item.digits)
                 elif isinstance(item, TransferStatusReceived) and item.status == "failed":
                     self._start(self._transfer_failed())
                 elif isinstance(item, CallerHungUp):
@@ -297,23 +296,9 @@ class CascadeCall:
         await self.responder.say(apology.render() if apology is not None else TRANSFER_FAILED)
         await self.conv.record_event("transfer_failed")
 
-    def _on_dtmf(self, digits: str) -> None:
-        self.dtmf += digits.replace("#", "")
-        if self.dtmf_timer is not None:
-            self.dtmf_timer.cancel()
-        if "#" in digits:
-            self._flush_dtmf()
-        else:
-            self.dtmf_timer = asyncio.create_task(self._dtmf_pause())
-
-    async def _dtmf_pause(self) -> None:
-        await asyncio.sleep(DTMF_PAUSE_S)
-        self._flush_dtmf()
-
-    def _flush_dtmf(self) -> None:
-        digits, self.dtmf = self.dtmf, ""
-        if digits:
-            self._start(self._caller_said(digits, TurnClock(speech_end=time.monotonic())))
+    def _on_digits(self, digits: str) -> None:
+        """Typed digits are a caller turn, answered like speech."""
+        self._start(self._caller_said(digits, TurnClock(speech_end=time.monotonic())))
 
     # --- what was played goes into the transcript ------------------------------------------------
     def _track(self, utterance: Utterance, clock: TurnClock | None) -> None:
@@ -349,9 +334,9 @@ class CascadeCall:
 
     async def _close(self) -> None:
         self._drop_speculative()
-        for task in (self.reply, self.dtmf_timer):
-            if task is not None:
-                task.cancel()
+        self.keypad.close()
+        if self.reply is not None:
+            self.reply.cancel()
         if self.recorder is not None and not self.recorder.done():
             # The call is over: whatever was queued was heard up to where the stream got.
             self.recorder.cancel()

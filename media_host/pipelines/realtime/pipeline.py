@@ -41,9 +41,9 @@ from media_host.events import (
 from media_host.metrics import Counter, MediaMetrics
 from media_host.pipelines.cascade.conversation import Conversation
 from media_host.pipelines.cascade.latency import TurnClock
+from media_host.pipelines.keypad import Keypad
 from media_host.pipelines.realtime.client import Connector, realtime_connector
 from media_host.pipelines.realtime.holding import HOLD_AFTER_S, HoldingClips, HoldingLine
-from media_host.pipelines.realtime.keypad import Keypad
 from media_host.pipelines.realtime.link import (
     BACKOFF_S,
     DEAD_AFTER_S,

@@ -1,4 +1,8 @@
-"""Digits the caller types: collected until '#' or a pause, then handed over as one caller turn."""
+"""Digits the caller types: collected until '#' or a pause, then handed over as one caller turn.
+
+Both conversation pipelines (cascade and Realtime) take DTMF through it; the echo pipeline reads
+single keys as commands instead.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,8 @@ DTMF_PAUSE_S = 2.0  # digits typed without '#' count as said after this pause
 
 
 class Keypad:
+    """Collects digits across DtmfReceived events; `on_digits` gets them once '#' or a pause ends them."""
+
     def __init__(self, on_digits: Callable[[str], None], pause_s: float = DTMF_PAUSE_S) -> None:
         self.on_digits = on_digits
         self.pause_s = pause_s
@@ -34,5 +40,6 @@ class Keypad:
             self.on_digits(digits)
 
     def close(self) -> None:
+        """The call is over: digits still waiting for a pause are dropped."""
         if self.timer is not None:
             self.timer.cancel()
