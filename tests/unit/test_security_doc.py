@@ -1,5 +1,5 @@
-"""docs/security.md lists every endpoint the code serves, each once, with its methods and key level,
-and the README's short list (what protects each) names the same endpoints.
+"""docs/security.md lists every endpoint the code serves, each once, with its methods and key level; it is the
+only page that says what protects them, and docs/media-host.md's list (what each serves) names the same routes.
 
 The routes come from the code, not from a second list: the Functions host's index of function_app
 (httpTrigger routes, methods and authLevel; Event Grid triggers; the Durable extension's webhook), and
@@ -25,7 +25,9 @@ from tests.conftest import TEST_SECRET
 from tests.functions_index import indexed
 
 DOC = PROJECT_ROOT / "docs" / "security.md"
-README = PROJECT_ROOT / "README.md"
+MEDIA_HOST_DOC = PROJECT_ROOT / "docs" / "media-host.md"
+# Every page of the manual; only DOC may have a "protected by" column.
+PAGES = [PROJECT_ROOT / "README.md", *sorted((PROJECT_ROOT / "docs").glob("*.md"))]
 # Routes that may be open: they carry no call data. Any other route claiming "nothing" fails the test.
 OPEN = {"/api/health", "/health", "/ready", "/", "/static/<file>", "/api/v1/realtime/scenarios"}
 KEYS = {"ANONYMOUS": "anonymous", "FUNCTION": "function", "ADMIN": "admin"}
@@ -97,11 +99,21 @@ def test_every_media_host_route_is_listed_with_its_kind() -> None:
         assert protected_by.startswith("nothing") == (endpoint in OPEN), endpoint
 
 
-def test_the_readme_says_what_protects_every_endpoint() -> None:
-    [listed] = tables(README, second="served by")  # (the media host's section has a table of its own)
-    expected = {**dict.fromkeys(function_routes(), "Function App"), **dict.fromkeys(media_routes(), "media host")}
-    assert set(listed) == set(expected), "the README's endpoint list and the code differ"
-    for endpoint, served_by in expected.items():
-        listed_by, protected_by = listed[endpoint]
-        assert listed_by == served_by, endpoint
-        assert protected_by.startswith("nothing") == (endpoint in OPEN), endpoint
+def test_the_media_host_page_lists_the_same_routes() -> None:
+    [listed] = tables(MEDIA_HOST_DOC, second="what")
+    assert set(listed) == set(media_routes()), "docs/media-host.md's endpoint list and the code differ"
+
+
+def header_cells(page: Path) -> list[list[str]]:
+    """The header row of each Markdown table of `page` (the row above a |---| line)."""
+    lines = page.read_text().splitlines()
+    return [[c.strip().lower() for c in lines[i - 1].strip().strip("|").split("|")]
+            for i, line in enumerate(lines)
+            if i and line.startswith("|") and set(line) <= set("|-: ") and lines[i - 1].startswith("|")]
+
+
+def test_endpoint_protections_are_written_once() -> None:
+    assert DOC in PAGES
+    with_protections = {page.relative_to(PROJECT_ROOT).as_posix() for page in PAGES
+                        for header in header_cells(page) if "protected by" in header}
+    assert with_protections == {"docs/security.md"}, "what protects an endpoint belongs in docs/security.md only"
