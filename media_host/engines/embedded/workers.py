@@ -4,21 +4,19 @@ One pool per kind of work, shared by every call of the process:
 
 - **stt** (2 workers by default): Whisper transcriptions. CTranslate2 releases the GIL, and the
   model is loaded with `num_workers` equal to this pool's size (each worker may encode at once) and
-  `cpu_threads=2`. Measured on the 2-core machine (3 s utterance, 6 queued at once): 1 worker x 2
-  threads gave ~0.50 s per utterance alone and ~0.53 s each back to back; 2 workers x 1 thread
-  ~0.64 s alone (worse for the common single-call case); 2 workers x 2 threads ~0.45 s alone and
-  ~0.40 s per utterance of throughput. A lone caller gets both cores; two callers finishing at once
-  share them instead of one waiting a whole decode for the other.
+  `cpu_threads=2`: the fastest of the sizes tried for one caller alone and for several queued (the
+  figures are in docs/performance.md, "Engines"). A lone caller gets both cores; two callers
+  finishing at once share them instead of one waiting a whole decode for the other.
 - **tts** (1 worker): one *sentence* per job (the engines yield one chunk per sentence), so calls
-  interleave sentence by sentence and the wait behind another call is one sentence (hibari
-  ~20-45 ms on 1 onnxruntime thread, piper ~60-120 ms on 2), while one worker keeps piper's
+  interleave sentence by sentence and the wait behind another call is one sentence (hibari on 1
+  onnxruntime thread, piper on 2: docs/performance.md), while one worker keeps piper's
   espeak-ng (global state, not thread-safe) single-threaded.
 - **aux** (1 worker): everything else that must not block the loop: building spare silero models.
 
 Engine threads run at a lower CPU priority than the event loop (nice +10, Linux): the loop's work is
 small but due every 20 ms, the engines' is large but can wait a few milliseconds. With equal priority,
-two Whisper decodes (4 threads) on 2 cores kept the loop waiting for a core, and 5-6% of agent frames
-went out more than 10 ms late at 12 calls; with the engines' threads lowered, 0.5-2% (`make bench-load`).
+Whisper's decode threads kept the loop waiting for a core and agent frames went out late under load;
+`make bench-load` measures the late frames (before and after: docs/performance.md).
 Threads a library starts inherit the nice value of the thread that starts them, so the models are also
 loaded in low-priority threads (`load_in_background`).
 
