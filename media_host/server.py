@@ -21,6 +21,7 @@ from agents import AgentLibrary, AgentLoadError
 from media_host.channel import CallChannel, CallInfo
 from media_host.control_plane import ControlPlane, SessionControlPlane
 from media_host.http import HttpCapableConnection, json_response, method_of, request_path, text_response
+from media_host.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from media_host.metrics import Labels, MediaMetrics
 from media_host.monitor import CallMonitor
 from media_host.notices import NoticeBoard
@@ -53,7 +54,7 @@ class MediaHost:
         # Calls write their session through it, so a Redis outage never holds a call up (session_writer.py).
         self.writer = writer or SessionWriter(services.store)
         self.control_plane = control_plane or SessionControlPlane(services.store, self.writer)
-        self.metrics = MediaMetrics(self._active_by_transport, self._playout_depth)
+        self.metrics = MediaMetrics(self._active_by_transport, self._playout_depth, self.call_stat)
         self.metrics.add_source(self.writer.render_metrics)
         self.notices = NoticeBoard(services.store)
         self.monitor = CallMonitor(services.store) if settings.monitor_calls else None
@@ -177,8 +178,7 @@ class MediaHost:
         # call volumes and error counts are for a scraper on the replica's own network, not the internet.
         if any(name in request.headers for name in PROXIED):
             return json_response(403, {"error": "forbidden", "detail": "metrics are not served through a proxy"})
-        return text_response(200, self.metrics.render(self.call_stat),
-                             content_type="text/plain; version=0.0.4; charset=utf-8")
+        return text_response(200, self.metrics.render(), content_type=METRICS_CONTENT_TYPE)
 
     async def _health(self, _request: Request) -> Response:
         return json_response(200, {

@@ -30,10 +30,12 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
+from prometheus_client.core import Metric
 from redis.exceptions import ClusterDownError, ReadOnlyError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from media_host.metrics import counter_family, gauge_family
 from switchboard.session_models import CallEvent, CallSession, HandoffRecord, Turn
 from switchboard.session_store import SessionStore
 
@@ -219,12 +221,13 @@ class SessionWriter:
             "down_ms": round((time.monotonic() - self._down_since) * 1000), "pending": self.pending})
 
     # --- metrics ---------------------------------------------------------------------------------
-    def render_metrics(self) -> Iterable[str]:
-        yield "# HELP switchboard_session_writes_pending Session writes waiting for Redis"
-        yield "# TYPE switchboard_session_writes_pending gauge"
-        yield f"switchboard_session_writes_pending {self.pending}"
-        yield "# HELP switchboard_session_write_faults_total Session writes held for a retry, dropped or refused"
-        yield "# TYPE switchboard_session_write_faults_total counter"
-        for kind, value in (("held", self.held), ("dropped", self.dropped), ("refused", self.failed)):
-            yield f'switchboard_session_write_faults_total{{kind="{kind}"}} {value}'
+    def render_metrics(self) -> Iterable[Metric]:
+        """The writer's metric families (a source of `MediaMetrics`)."""
+        yield gauge_family("switchboard_session_writes_pending", "Session writes waiting for Redis",
+                           [((), self.pending)])
+        yield counter_family("switchboard_session_write_faults_total",
+                             "Session writes held for a retry, dropped or refused",
+                             [((("kind", kind),), value)
+                              for kind, value in (("held", self.held), ("dropped", self.dropped),
+                                                  ("refused", self.failed))])
 

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from media_host.metrics import exposition
 from media_host.server import MediaHost
 from media_host.session_writer import SessionWriter
 from switchboard.session_models import CallEvent, CallSession, HandoffRecord, Speaker, Turn
@@ -160,7 +161,7 @@ async def test_the_write_bound_keeps_the_newest_writes_and_counts_the_rest(redis
             await writer.append_event("c1", CallEvent(kind=f"e{n}"))  # returns at once: never blocks the call
         assert writer.down
         assert (writer.pending, writer.dropped) == (5, 5)
-        metrics = "\n".join(writer.render_metrics())
+        metrics = exposition(writer.render_metrics())
         assert 'switchboard_session_write_faults_total{kind="dropped"} 5' in metrics
         await proxy.pass_through()
         async with asyncio.timeout(10):

@@ -63,10 +63,10 @@ def test_the_realtime_pipeline_needs_a_realtime_service() -> None:
 def test_engine_counts_are_exported_with_the_host_metrics() -> None:
     stats = ChatRetryStats()
     stats.record("azure_openai", "rate_limited", "retried")
-    metrics = MediaMetrics(dict, dict)
+    metrics = MediaMetrics(dict, dict, lambda _stat: {})
     counter = DerivedCounter("switchboard_chat_failures_total", "Cloud chat failures", "")
     metrics.add_source(lambda: counter.render_from(stats.samples()))
-    text = metrics.render(lambda _stat: {})
+    text = metrics.render()
     assert ('switchboard_chat_failures_total{engine="azure_openai",kind="rate_limited",outcome="retried"} 1'
             in text)
 
