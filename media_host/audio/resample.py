@@ -1,15 +1,9 @@
 """Sample-rate conversion of PCM16 LE mono `bytes` with libsoxr (python-soxr, int16 I/O).
 
-StreamResampler latency, measured with 20 ms frames over 10 s (bench/audio_costs.py prints it):
-output samples already paid for by input but not yet returned, min-max, and that in ms.
-
-    pair            "HQ" (default): bursty          "VR": steady, one frame out per frame in
-    8k -> 16k       200-1840 samples (12-115 ms)    480 samples (30 ms)
-    16k -> 8k       100-920 samples (12-115 ms)     120 samples (15 ms)
-    16k -> 24k      146-878 samples (6-37 ms)       360 samples (15 ms)
-    24k -> 16k      97-585 samples (6-37 ms)        160 samples (10 ms)
-    24k -> 8k       97-585 samples (12-73 ms)       200 samples (25 ms)
-    22.05k -> 16k   104-642 samples (6-40 ms)       174 samples (11 ms)
+StreamResampler latency is its hold-back: output samples already paid for by input but not yet
+returned. `python -m bench.audio_costs` prints it per rate pair and mode (20 ms frames over 10 s),
+with the CPU per frame; the figures are in docs/performance.md ("Audio, per frame"). In short, "HQ"
+holds back in bursts, "VR" steadily and less.
 
 HQ (also VHQ/MQ/LQ) is linear-phase and time-aligned: stream + flush() equals `resample()` of
 the whole signal to within dither (2 LSB), so the hold-back is its entire latency. But libsoxr's
@@ -18,8 +12,8 @@ frames at once. Harmless for TTS (faster than real time, ended by flush()); on a
 inbound path the hold-back is added latency.
 
 "VR" runs libsoxr's variable-rate engine at a fixed ratio: constant and lower hold-back, and
-exactly one frame's worth per frame once primed. The costs: 2-5x the CPU of HQ (still tens of
-µs per frame), a fixed filter (same >80 dB alias rejection; 3.8 kHz is -10 dB for 8k -> 16k),
+exactly one frame's worth per frame once primed. The costs: more CPU than HQ (still tens of
+µs per frame: docs/performance.md), a fixed filter (same >80 dB alias rejection; 3.8 kHz is -10 dB for 8k -> 16k),
 and, when downsampling, a further 1.6-2.7 output samples of frequency-dependent delay, so its
 waveform is not sample-aligned with `resample()` (inaudible: < 0.35 ms).
 
