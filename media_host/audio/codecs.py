@@ -61,7 +61,7 @@ def _samples(pcm: bytes) -> npt.NDArray[np.int16]:
 
 def mulaw_decode(data: bytes) -> bytes:
     """G.711 µ-law bytes -> PCM16 LE bytes (twice the length)."""
-    # ndarray.take beats fancy indexing on 160-byte frames (fewer checks; bench.audio_costs, docs/performance.md).
+    # ndarray.take beats fancy indexing on 160-byte frames (fewer checks; figures: docs/performance.md).
     return _MULAW_DECODE.take(np.frombuffer(data, dtype=np.uint8)).tobytes()
 
 
