@@ -79,7 +79,7 @@ async def serve(settings: Settings, library: AgentLibrary) -> None:
 
 
 def _event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop when installed (about 12% less CPU per frame, measured); else the standard loop."""
+    """uvloop when installed (less CPU per frame: make bench-media, docs/performance.md); else the standard loop."""
     try:
         import uvloop  # noqa: PLC0415 - optional dependency
     except ImportError:
