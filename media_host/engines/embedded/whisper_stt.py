@@ -3,7 +3,8 @@
 Whisper is a batch recogniser, so a stream buffers one VAD-cut utterance and `finish()` decodes it in
 one go, in the `stt` thread pool (never on the event loop). There are no partials: re-decoding the
 growing buffer would cost a full decode each time. Utterances up to 12 s are decoded over a 15 s
-window instead of Whisper's 30 s (see SHORT_WINDOW_SAMPLES): ~0.2 s instead of ~0.5 s on 2 cores.
+window instead of Whisper's 30 s (see SHORT_WINDOW_SAMPLES), at about half the cost (make bench-turn
+times STT per turn; figures in docs/performance.md).
 
 Decoding is greedy and deterministic: `beam_size=1`, `temperature=0.0` only (no fallback to
 sampling), no timestamps, no conditioning on previous text, English. Whisper writes numbers as
@@ -41,7 +42,7 @@ INITIAL_SECONDS: Final = 8  # preallocated per stream: most caller turns fit wit
 MAX_SECONDS: Final = 60  # audio beyond this in one utterance is dropped (Whisper decodes 30 s windows)
 EMPTY_CONFIDENCE: Final = 0.0
 # Whisper pads every input to a 30 s window. A caller's turn is a few seconds, so a 15 s window
-# (1500 mel frames) is enough and the encoder does half the work: 2.3x faster per utterance, with the
+# (1500 mel frames) is enough and the encoder does half the work (docs/performance.md), with the
 # same transcripts on the project's telephone-band test phrases (a 10 s window began to misspell and
 # an 8 s one to hallucinate repetitions, so 15 s it is). Longer utterances take the standard path.
 SHORT_WINDOW_SAMPLES: Final = 15 * SAMPLE_RATE
@@ -85,7 +86,7 @@ class WhisperStt:
         return Transcript(transcript.text, transcript.confidence, (time.perf_counter() - started) * 1000)
 
     def transcribe_samples(self, audio: npt.NDArray[np.float32]) -> Transcript:
-        """Decode float32 16 kHz samples now, on this thread (blocking; ~0.2 s for a turn on 2 cores).
+        """Decode float32 16 kHz samples now, on this thread (blocking: a full decode, see docs/performance.md).
 
         No silence or length gate here: that is the stream's job. Used by `finish()` in the pool and
         by the warm-up.
