@@ -1,4 +1,4 @@
-"""Text to speech with hibari-tts (Apache-2.0): 24 kHz, ~100x faster than real time on one core.
+"""Text to speech with hibari-tts (Apache-2.0): 24 kHz, far faster than real time (docs/performance.md).
 
 Only the default voice ("heart", American English, female; Kokoro's `af_heart`) ships in the wheel.
 Hibari's other voices would be downloaded from a model hub on first use, which the media host must
