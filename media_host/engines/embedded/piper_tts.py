@@ -5,8 +5,8 @@ extra: `pip install -r requirements-piper.txt`, selected explicitly, never a dep
 default install. Nothing else in the project imports it; this module imports it only inside
 `load_piper()`.
 
-The voice is the more established alternative to hibari (on 2 cores: RTF ~0.055, first sentence
-~60 ms with 2 onnxruntime threads; hibari: RTF ~0.012, ~20-45 ms). Its
+The voice is the more established alternative to hibari, and slower than it (real-time factor and
+first-sentence time of both: docs/performance.md). Its
 native rate is 22050 Hz and, by default, that is what `sample_rate` declares: the call channel
 resamples the agent's audio to the wire rate anyway (8/16/24 kHz), so resampling to 24 kHz here
 would only add a second pass. `output_rate=24000` is available for code that wants every TTS at
