@@ -11,7 +11,7 @@ from orchestrations.models import CallSessionInput, EndReason, SessionState
 from switchboard.session_models import CallPhase, TransferStatus
 
 # The caller hears silence while media restarts: past a few seconds, longer waits only add silence after
-# the media host is back (a restarted host listens 5-11 s after a crash on the 2-core dev machine).
+# the media host is back (how soon a restarted host listens after a crash: docs/performance.md).
 MAX_MEDIA_BACKOFF_S = 4
 # Phases in which a call can still be handed over, transferred or restarted.
 LIVE = frozenset({CallPhase.RINGING, CallPhase.CONNECTED, CallPhase.TRANSFERRING})
