@@ -15,6 +15,8 @@ from media_host.engines.base import ChatMessage
 from switchboard.session_models import CallEvent, CallSession, CallState, HandoffRecord, Speaker, Turn
 
 RESUMED = "Sorry, you were cut off."  # said when a call comes back on a new socket; `replies.resumed` overrides it
+# Said while the caller waits (a slow model or tool in the cascade, a Realtime outage); `replies.holding` overrides it.
+HOLDING_PHRASE = "One moment while I check that."
 
 
 class Conversation:
@@ -45,9 +47,16 @@ class Conversation:
         """The caller's last words never got an answer they heard."""
         return bool(self.history) and self.history[-1].role == "user"
 
+    def reply(self, name: str, default: str) -> str:
+        """The agent's `replies.<name>` template rendered, else `default`."""
+        template = self.agent.reply_templates.get(name)
+        return template.render() if template is not None else default
+
     def apology(self) -> str:
-        template = self.agent.reply_templates.get("resumed")
-        return template.render() if template is not None else RESUMED
+        return self.reply("resumed", RESUMED)
+
+    def holding_phrase(self) -> str:
+        return self.reply("holding", HOLDING_PHRASE)
 
     # --- what the model and the tools see --------------------------------------------------------
     def variables(self) -> PromptVariables:

@@ -28,7 +28,6 @@ log = logging.getLogger(__name__)
 
 MAX_ROUNDS = 5  # model calls per caller turn (tool rounds and handoffs included)
 HOLDING_AFTER_S = 1.5  # a tool, or a model's first words, slower than this get a holding phrase
-HOLDING_PHRASE = "One moment while I check that."
 FALLBACK_APOLOGY = "Sorry, I'm having trouble with that. Let me put you through to a colleague."
 
 
@@ -125,8 +124,7 @@ class Responder:
 
     async def _hold(self) -> None:
         self.held = True
-        holding = self.conv.agent.reply_templates.get("holding")
-        await self.say(holding.render() if holding is not None else HOLDING_PHRASE)
+        await self.say(self.conv.holding_phrase())
 
     def _request(self) -> ChatRequest:
         return ChatRequest(messages=self.conv.messages(), agent=self.conv.agent, tools=self.conv.agent.tools,

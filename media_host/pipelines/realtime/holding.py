@@ -1,7 +1,7 @@
 """The holding phrase of a Realtime call: what the caller hears while the Realtime service is unreachable.
 
 The model is the only voice a Realtime call has, so when its socket is down or silent nothing can be
-synthesised. The phrase (the agent's `holding` reply, else "One moment, please.") is therefore rendered
+synthesised. The phrase (Conversation.holding_phrase, the same as the cascade's) is therefore rendered
 ahead of time by the model itself, in the session's own voice: once the session is configured, an
 out-of-band response (`conversation: "none"`, no input: it leaves no trace in the conversation) asks the
 model to say it, and its audio is kept in `HoldingClips`, shared by the process's calls, per voice and
@@ -36,7 +36,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-HOLDING_PHRASE = "One moment, please."
 METADATA = {"switchboard": "holding"}
 HOLD_AFTER_S = 1.0  # a socket that drops and is back this soon needs no phrase (the apology follows)
 LOUD = 500  # mean |sample| of a caller frame with speech, to notice speech while the server cannot
@@ -88,8 +87,7 @@ class HoldingLine:
 
     @property
     def text(self) -> str:
-        template = self.conv.agent.reply_templates.get("holding")
-        return template.render() if template is not None else HOLDING_PHRASE
+        return self.conv.holding_phrase()
 
     # --- rendering -------------------------------------------------------------------------------
     def prepare(self, voice: str) -> None:

@@ -65,8 +65,7 @@ class SessionControl:
             f"\"{self.conv.apology()}\" {then}")))
 
     def template(self, name: str, default: str) -> str:
-        template = self.conv.agent.reply_templates.get(name)
-        return template.render() if template is not None else default
+        return self.conv.reply(name, default)
 
     async def restore(self, reconnect: bool, apologise: bool = True) -> list[Event]:
         """What a new socket is sent first: the session, the conversation so far, and after a drop an apology
