@@ -298,11 +298,11 @@ class AudioCodesAdapter(WireAdapter):
             detail = ": ".join(x for x in (status.reason_code, status.reason) if x)
             channel.feed_event(TransferStatusReceived(status.status, detail[:200]))
         elif name == wire.EVENT_START.casefold():
-            await self._on_start(activity)
+            await self._on_start(activity, channel)
         else:
             self.ignore_unknown(name, "activity event")
 
-    async def _on_start(self, activity: wire.Activity) -> None:
+    async def _on_start(self, activity: wire.Activity, channel: CallChannel) -> None:
         """The call's extras go into the session (locale, callee), not into a second CallStarted."""
         params = dict(activity.parameters or {})
         locale = params.get("locale") or activity.language
@@ -316,9 +316,10 @@ class AudioCodesAdapter(WireAdapter):
                 session.callee = callee[:200]
 
         # Written behind (never raises, never holds the reader up while Redis is down).
-        await self.host.writer.update(self._call_id, apply)
+        await channel.update_session(apply)
 
     async def _store_context(self, call_id: str, values: dict[str, Any]) -> None:
+        """While the call opens (no channel yet): through the host's writer, as the channel's own writes."""
         def apply(session: CallSession) -> None:
             session.context.setdefault("audiocodes", {}).update(values)
 
