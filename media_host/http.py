@@ -1,9 +1,17 @@
 """The plain HTTP side of the media host: responses, and requests with a method and a body.
 
 websockets parses only `GET` without a body (all a WebSocket handshake needs). The host also serves a
-few HTTP routes (health, metrics, the browser token route, which is a POST), so each connection gets
-a request parser that reads any method and a small Content-Length body. Everything else about the
-connection is websockets' own.
+few HTTP routes on the same port (health, metrics, the softphone, and POST /api/v1/realtime/sessions, a
+public contract in the design), so each connection gets a request parser that reads any method and a
+small Content-Length body. Everything else about the connection is websockets' own.
+
+Contained, not public: this reaches into websockets 15's sans-I/O internals (the `ServerProtocol`
+parser generator and its `reader`, `state`, `events`, `handshake_exc`, `send_eof`, `discard`,
+`eof_sent`, `send_response`; `Protocol.parse`; `http11.parse_line`/`parse_headers`).
+requirements-media.txt pins websockets below 16, and tests/contract/test_media_host_http.py fails the
+day the installed websockets no longer has them as used here (names, signatures, the source of what
+`_parse` stands in for, and the behaviour). Moving up does not remove the need: websockets 17 hands
+requests of any method to `process_request`, but its `Request.parse` still refuses a body (17.4).
 """
 
 from __future__ import annotations
@@ -90,21 +98,27 @@ def _parse(protocol: ServerProtocol) -> Generator[None]:
     yield from Protocol.parse(protocol)
 
 
+def accept_http_requests(protocol: ServerProtocol) -> None:
+    """Make a fresh `ServerProtocol` read any method with a body (`_parse`), and answer a client that
+    has gone by answering nobody."""
+    protocol.parser = _parse(protocol)
+    next(protocol.parser)
+    answer = protocol.send_response
+
+    def send_response(response: Response) -> None:
+        # The client left while the answer was prepared (a route awaiting Redis, a JWKS fetch): websockets
+        # has already closed the connection, and asserts if asked to answer it. There is nobody to answer.
+        if not protocol.eof_sent:
+            answer(response)
+
+    protocol.send_response = send_response  # type: ignore[method-assign]
+
+
 class HttpCapableConnection(ServerConnection):
     """A websockets server connection whose handshake request may be any method with a body."""
 
     def __init__(self, protocol: ServerProtocol, *args: Any, **kwargs: Any) -> None:
-        protocol.parser = _parse(protocol)
-        next(protocol.parser)
-        answer = protocol.send_response
-
-        def send_response(response: Response) -> None:
-            # The client left while the answer was prepared (a route awaiting Redis, a JWKS fetch): websockets
-            # has already closed the connection, and asserts if asked to answer it. There is nobody to answer.
-            if not protocol.eof_sent:
-                answer(response)
-
-        protocol.send_response = send_response  # type: ignore[method-assign]
+        accept_http_requests(protocol)
         super().__init__(protocol, *args, **kwargs)
 
     async def handshake(self, *args: Any, **kwargs: Any) -> None:
