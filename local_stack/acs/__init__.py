@@ -1,4 +1,7 @@
-"""A local ACS Call Automation service for tests and the local stack (see `server.LocalAcs`)."""
+"""A local ACS Call Automation service for tests and the local stack (see `server.LocalAcs`).
+
+Hand-written: no installable ACS emulator exists (Microsoft ships none for Call Automation or media streaming).
+"""
 
 from local_stack.acs.calls import AcsCallConnection, Delivery
 from local_stack.acs.eventgrid import DeliveryFailed, EventGridSubscription

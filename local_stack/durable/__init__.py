@@ -1,5 +1,7 @@
 """A small in-process Durable Functions runtime, for local mode only (see `engine.LocalDurable`).
 
+Hand-written: the Durable runtime ships only inside the Functions host (Core Tools), not installable here.
+
 It runs the app's real orchestrator generators on the real azure-functions-durable replay engine, and
 serves the extension's HTTP API (`webhook.add_durable_routes`) so the real `DurableOrchestrationClient`
 can start instances, raise events, read their status and terminate them. In Azure, Durable Functions

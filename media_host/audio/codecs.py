@@ -1,5 +1,7 @@
 """G.711 µ-law and float conversions for 16-bit signed little-endian mono PCM (`bytes`).
 
+Hand-written: stdlib audioop leaves in 3.13 (PEP 594), audioop-lts needs 3.13, g711 (PyPI) is unreleased since 2021.
+
 Everything here runs once per 20 ms frame for every call, so the work is table look-ups built once
 at import and a single numpy pass per frame; no Python loop touches a sample.
 """

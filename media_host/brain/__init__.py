@@ -1,5 +1,7 @@
 """The offline agent brain: a deterministic, explainable `ChatModel` for phone conversations.
 
+Hand-written: an offline LLM needs weights the project cannot fetch, and no package does rule-based tool calls.
+
 It is Switchboard's embedded default chat model (no instruction-tuned LLM is installed) and the
 fallback when a cloud model fails mid-call. It speaks the same protocol as the cloud models: it reads
 the conversation in `ChatRequest.messages` and answers with text or one tool call. It keeps its
