@@ -2,9 +2,10 @@
 and AudioCodes sockets, and what one step of that load measured.
 
 Every caller says bench/turn_calls.py's banking script (speech, two barge-ins, handoffs) through
-`drive_call`. ACS callers use local_stack.acs_media.AcsMediaClient (24 kHz PCM); AudioCodes callers use
-bench/audiocodes_caller.py: VoiceAI Connect's side of the Bot API (bearer token, session.initiate with
-`raw/lpcm16`, 16 kHz, a continuous userStream with silence between the lines, playStream back).
+`drive_call`. ACS callers use local_stack.callers.acs_caller.AcsMediaClient (24 kHz PCM); AudioCodes callers
+use local_stack.callers.audiocodes_caller: VoiceAI Connect's side of the Bot API (bearer token,
+session.initiate with `raw/lpcm16`, 16 kHz, a continuous userStream with silence between the lines,
+playStream back).
 """
 
 from __future__ import annotations
@@ -20,12 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.audiocodes_caller import AudioCodesCaller
 from bench.media_load import HostProcess
 from bench.stats import percentile
 from bench.turn_calls import CallResult, TurnResult, attach_host_marks, drive_call
 from bench.turn_latency import cpu_use, seed
-from local_stack.caller import Line
+from local_stack.callers.audiocodes_caller import AudioCodesCaller
+from local_stack.callers.scripted import Line
 from switchboard.redis_server import EmbeddedRedis
 from switchboard.session_store import SessionStore, connect_redis
 from switchboard.tokens import TokenSigner
@@ -281,7 +282,7 @@ async def run_conversation_step(target: Target, n: int, stagger_s: float, hold_s
 
 def synthesise_voices(texts: list[str]) -> dict[int, dict[str, bytes]]:
     """Every caller line at both wire rates, through an 8 kHz telephone band (before any host runs)."""
-    from local_stack.caller import telephone_voice  # noqa: PLC0415 - loads the engines' audio code
+    from local_stack.callers.scripted import telephone_voice  # noqa: PLC0415 - loads the engines' audio code
     from media_host.engines.embedded.build import get_hibari_tts  # noqa: PLC0415
 
     tts = get_hibari_tts()

@@ -10,7 +10,9 @@ thin, so that they are not what limits the result on a machine they share with t
   millisecond. Every call has a fixed phase (its opening millisecond modulo 20) and its frame k is due
   at base + phase + 20 k ms: an absolute schedule that never drifts. How late each frame actually went
   out is recorded as the client's scheduling lag;
-- per-frame JSON is built by concatenation from pre-encoded base64 and read back with prefix checks.
+- per-frame JSON is built by concatenation from pre-encoded base64 and read back with prefix checks; the
+  templates and every other message come from local_stack.callers (acs.py, audiocodes.py), as the other
+  simulated callers build them.
 
 Each outbound frame carries a 32-bit sequence number and a 16-bit call tag in its first three
 samples. The echo pipeline returns the audio byte-exact, so the echo's first 8 base64 characters
@@ -38,6 +40,8 @@ from typing import Any
 
 import numpy as np
 
+from local_stack.callers import acs, audiocodes
+
 FRAME_MS = 20
 GAP_S = 0.040  # an echo arriving later than this after the previous one is a gap the caller would hear
 OPEN_TIMEOUT_S = 10.0
@@ -48,9 +52,6 @@ _ZERO_MASK = b"\x00\x00\x00\x00"
 
 ACS_PATH = "/api/v1/media/stream"
 AUDIOCODES_PATH = "/ws"
-ACS_ECHO_PREFIX = b'{"Kind":"AudioData","AudioData":{"Data":"'
-AC_CHUNK_PREFIX = b'{"type":"playStream.chunk"'
-AC_AUDIO_KEY = b'"audioChunk":"'
 
 
 @dataclass(frozen=True)
@@ -258,10 +259,9 @@ class Call:
         self.other: list[str] = []  # other message types seen (first few)
         self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
         if self.transport == "acs":
-            self.prefix = b'{"kind":"AudioData","audioData":{"data":"'
+            self.prefix = acs.audio_template()[0]
         else:
-            self.prefix = (b'{"type":"userStream.chunk","conversationId":"' + spec.call_id.encode()
-                           + b'","audioChunk":"')
+            self.prefix = audiocodes.chunk_template(spec.call_id)[0]
 
     # --- opening ----------------------------------------------------------------------------------
     async def open(self, port: int, worker: WorkerSpec) -> None:
@@ -287,15 +287,12 @@ class Call:
                 self.ws = ws
                 await ws.handshake
                 if self.transport == "acs":
-                    ws.send_text(json.dumps({"kind": "AudioMetadata", "audioMetadata": {
-                        "subscriptionId": f"sub-{self.spec.index}", "encoding": "PCM", "sampleRate": worker.rate,
-                        "channels": 1, "length": worker.rate // 50 * 2}}).encode())
+                    ws.send_text(acs.metadata(worker.rate, f"sub-{self.spec.index}").encode())
                 else:
-                    await self._exchange({"type": "session.initiate", "conversationId": self.spec.call_id,
-                                          "expectAudioMessages": True, "supportedMediaFormats": [worker.media_format],
-                                          "caller": "+14255550123", "botName": "bench"}, "session.accepted")
-                    await self._exchange({"type": "userStream.start", "conversationId": self.spec.call_id},
-                                         "userStream.started")
+                    call_id = self.spec.call_id
+                    await self._exchange(audiocodes.session_initiate(call_id, [worker.media_format], "bench"),
+                                         "session.accepted")
+                    await self._exchange(audiocodes.message("userStream.start", call_id), "userStream.started")
                 self._first_echo = loop.create_future()
                 self.send_frame(time.monotonic())
                 waiters: set[asyncio.Future[Any]] = {self._first_echo, ws.closed}
@@ -311,11 +308,11 @@ class Call:
             if ws_ is not None and ws_.transport is not None:
                 ws_.transport.abort()
 
-    async def _exchange(self, message: dict[str, Any], expect: str) -> dict[str, Any]:
+    async def _exchange(self, message: str, expect: str) -> dict[str, Any]:
         assert self.ws is not None
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiting[expect] = future
-        self.ws.send_text(json.dumps(message).encode())
+        self.ws.send_text(message.encode())
         pending: set[asyncio.Future[Any]] = {future, self.ws.closed}
         done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
         if future not in done:
@@ -338,14 +335,14 @@ class Call:
 
     def _on_message(self, buf: bytearray, start: int, end: int, now: float) -> None:
         if self.transport == "acs":
-            if buf.startswith(ACS_ECHO_PREFIX, start):
-                at = start + len(ACS_ECHO_PREFIX)
+            if buf.startswith(acs.AGENT_AUDIO_PREFIX, start):
+                at = start + len(acs.AGENT_AUDIO_PREFIX)
                 self._on_echo(buf[at : at + 8], now)
                 return
-        elif buf.startswith(AC_CHUNK_PREFIX, start):
-            at = buf.find(AC_AUDIO_KEY, start, end)
+        elif buf.startswith(audiocodes.CHUNK_PREFIX, start):
+            at = buf.find(audiocodes.CHUNK_AUDIO_KEY, start, end)
             if at >= 0:
-                at += len(AC_AUDIO_KEY)
+                at += len(audiocodes.CHUNK_AUDIO_KEY)
                 self._on_echo(buf[at : at + 8], now)
                 return
         self._on_other(bytes(buf[start:end]))
@@ -382,9 +379,8 @@ class Call:
     async def close(self) -> None:
         if self.ws is not None and not self.ws.closed.done():
             if self.transport == "audiocodes":
-                self.ws.send_text(json.dumps({"type": "userStream.stop", "conversationId": self.spec.call_id}).encode())
-                self.ws.send_text(json.dumps({"type": "session.end", "conversationId": self.spec.call_id,
-                                              "reasonCode": "client-disconnected", "reason": "bench done"}).encode())
+                self.ws.send_text(audiocodes.message("userStream.stop", self.spec.call_id).encode())
+                self.ws.send_text(audiocodes.session_end(self.spec.call_id, "bench done").encode())
             await self.ws.close()
 
     # --- results ------------------------------------------------------------------------------------
@@ -418,9 +414,7 @@ def message_tails(frames: list[bytes], suffix: bytes) -> list[bytes]:
 
 
 def suffix_for(transport: str) -> bytes:
-    if transport == "acs":
-        return b'","timestamp":"2026-01-01T00:00:00.000Z","participantRawID":"4:+14255550123","silent":false}}'
-    return b'"}'
+    return acs.audio_template()[1] if transport == "acs" else audiocodes.chunk_template("")[1]
 
 
 async def run_worker(spec: WorkerSpec, base: float) -> dict[str, Any]:

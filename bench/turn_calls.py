@@ -23,13 +23,13 @@ import contextlib
 import math
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
-from local_stack.acs_media import AcsMediaClient
-from local_stack.caller import Line
-from local_stack.caller_speech import Track
+from local_stack.callers.acs_caller import AcsMediaClient
+from local_stack.callers.live import LiveCaller
+from local_stack.callers.scripted import Line
 from switchboard.session_models import CallState, Speaker
 
 VOICED_DBFS = -60.0  # a frame louder than this (RMS) is speech; the synthesised lines' silence is -93 dBFS
@@ -48,26 +48,6 @@ SCRIPT: tuple[Line, ...] = (
     Line("Yes, please block it."),
     Line("I would like to talk to a human agent.", interrupt_after_s=2.0),  # over "Done. ... Your reference is"
 )
-
-
-class CallerSocket(Protocol):
-    """What drive_call needs of a caller's socket: AcsMediaClient, or bench.audiocodes_caller's."""
-
-    caller: Track
-    agent: Track
-    stops: list[float]  # when the host told the caller to stop the agent's audio (barge-ins)
-    closed: asyncio.Event
-    close_code: int | None
-    close_reason: str | None
-
-    async def __aenter__(self) -> Any: ...
-    async def __aexit__(self, *exc: object) -> None: ...
-    def say(self, pcm: bytes) -> float: ...
-    async def spoken(self) -> None: ...
-    async def agent_speaking(self, after: float, timeout: float = ...) -> None: ...  # noqa: ASYNC109 - its API
-    async def agent_finished(
-        self, quiet_s: float = ..., timeout: float = ..., since: float = ...,  # noqa: ASYNC109 - its API
-    ) -> None: ...
 
 
 def _rms_dbfs(frame: bytes) -> float:
@@ -142,7 +122,7 @@ class CallResult:
                 "host_record": self.host_turns}
 
 
-async def _wait_reply(media: CallerSocket, since: float, next_line: Line | None) -> str | None:
+async def _wait_reply(media: LiveCaller, since: float, next_line: Line | None) -> str | None:
     """Wait for the agent's reply to a line said at `since`: until it has finished (quiet for QUIET_S),
     or, when the next line interrupts, until it is that far into the reply. Returns a failure or None."""
     try:
@@ -160,7 +140,7 @@ async def _wait_reply(media: CallerSocket, since: float, next_line: Line | None)
 
 async def drive_call(label: str, call_id: str, url: str, voices: dict[str, bytes], *,
                      script: tuple[Line, ...] = SCRIPT, delay_s: float = 0.0,
-                     media: CallerSocket | None = None) -> tuple[CallResult, CallerSocket]:
+                     media: LiveCaller | None = None) -> tuple[CallResult, LiveCaller]:
     """Say the script over an ACS media socket, or over `media` (not yet opened; e.g. an AudioCodes caller);
     returns the timings (host marks not yet attached)."""
     await asyncio.sleep(delay_s)
@@ -210,7 +190,7 @@ def _segments(arrivals: list[float], origin: float, gap_s: float = 0.1) -> list[
     return spans
 
 
-def _time_line(media: CallerSocket, turn: TurnResult, ended: float) -> None:
+def _time_line(media: LiveCaller, turn: TurnResult, ended: float) -> None:
     voiced = [t for t, pcm in media.caller.frames
               if turn.started <= t <= ended + 0.04 and _rms_dbfs(pcm) > VOICED_DBFS]
     if not voiced:

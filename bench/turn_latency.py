@@ -2,8 +2,8 @@
 
 Starts an embedded Redis and the media host (`python -m media_host`, PIPELINE=cascade: silero VAD,
 Whisper tiny.en, the offline brain, hibari) as a separate process, then runs simulated banking calls
-over the ACS media socket (local_stack.acs_media): the caller's lines are synthesised by the same
-TTS engine, band-limited through 8 kHz as a phone line is (local_stack.caller.telephone_voice), and
+over the ACS media socket (local_stack.callers.acs_caller): the caller's lines are synthesised by the same
+TTS engine, band-limited through 8 kHz as a phone line is (local_stack.callers.scripted.telephone_voice), and
 streamed at real-time pace. Each call has six lines, two of them said over the agent (barge-ins).
 The calls run one after another; then (unless --concurrent 0) a pair runs at once, the second
 offset by --offset seconds, as a second row.
@@ -158,7 +158,7 @@ def cpu_use(a: CpuSample, b: CpuSample) -> dict[str, float]:
 
 def synthesise_lines(texts: Iterable[str]) -> dict[str, bytes]:
     """Every caller line, synthesised once (before the calls, so it never competes with the host)."""
-    from local_stack.caller import telephone_voice  # noqa: PLC0415 - loads the engines' audio code
+    from local_stack.callers.scripted import telephone_voice  # noqa: PLC0415 - loads the engines' audio code
     from media_host.engines.embedded.build import get_hibari_tts  # noqa: PLC0415
 
     tts = get_hibari_tts()

@@ -25,8 +25,8 @@ import aiohttp
 from websockets.exceptions import WebSocketException
 
 from local_stack.acs import INTERRUPTED, UNSUCCESSFUL, AcsCallConnection, AcsRequest, MediaLost, MediaOffer
-from local_stack.acs_media import AcsMediaClient
-from local_stack.caller import Line, Said, ScriptedCaller, Voiced
+from local_stack.callers.acs_caller import AcsMediaClient
+from local_stack.callers.scripted import Line, Said, ScriptedCaller, Voiced
 from local_stack.stack import LocalStack
 
 Printer = Callable[[str], None]

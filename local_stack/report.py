@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from local_stack.acs_media import AcsMediaClient
-from local_stack.caller_speech import FRAME_S, Track
+from local_stack.callers.acs_caller import AcsMediaClient
+from local_stack.callers.speech import FRAME_S, Track
 from local_stack.phone_call import CallResult
 
 # Host-side marks (ms after the caller's speech ended), as media_host/pipelines/cascade/latency.py names them.

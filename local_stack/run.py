@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Literal
 
 from agents import AgentLibrary
-from local_stack.caller import Line, Voiced, telephone_voice
+from local_stack.callers.scripted import Line, Voiced, telephone_voice
 from local_stack.phone_call import CallResult, PhoneCall
 from local_stack.processes import StackError
 from local_stack.report import latency_table, write_record, write_stereo_wav

@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from local_stack.caller import Line
+from local_stack.callers.scripted import Line
 
 SCRIPTS = Path(__file__).resolve().parent / "scripts"
 

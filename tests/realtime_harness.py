@@ -16,13 +16,13 @@ from typing import Any
 import numpy as np
 import pytest
 
+from local_stack.callers.acs_client import AcsClient
 from media_host.channel import CallInfo
 from media_host.metrics import Counter
 from media_host.pipelines import Pipeline
 from media_host.pipelines.realtime import realtime_pipeline_from_settings
 from media_host.server import MediaHost
 from media_host.transports.acs import AcsAdapter
-from tests.acs_client import AcsClient
 from tests.media_harness import running_host, seed_call
 from tests.realtime_server import RealtimeServer
 from tests.realtime_wire import marker_of

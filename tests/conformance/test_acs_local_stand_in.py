@@ -30,7 +30,7 @@ from local_stack.acs.calls import DEFAULT_DATA, STREAM_URL_MISSING, bot_identity
 from local_stack.acs.incoming import identifier, with_kind
 from local_stack.acs.models import event_model, parse
 from local_stack.acs.rest import AcsFailure, error_response
-from local_stack.acs_media import AcsMediaClient
+from local_stack.callers.acs_caller import AcsMediaClient
 from media_host.transports.acs_models import InboundMessage
 from tests.conformance.test_acs_documented_examples import streaming_contract
 

@@ -13,10 +13,10 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
+from local_stack.callers.acs_client import AcsClient
 from media_host.transports.acs import AcsAdapter
 from switchboard.acs_auth import AcsAuthError, AcsJwtVerifier
 from switchboard.redis_server import free_port
-from tests.acs_client import AcsClient
 from tests.jwks_server import AUDIENCE, ISSUER, Signer, jwks_endpoint, jwks_server
 from tests.media_harness import running_host, seed_call
 

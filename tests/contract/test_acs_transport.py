@@ -13,13 +13,14 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
+from local_stack.callers.acs import audio, metadata
+from local_stack.callers.acs_client import AcsClient
 from media_host.channel import CallInfo
 from media_host.pipelines import Pipeline
 from media_host.pipelines.echo import EchoPipeline
 from media_host.server import MediaHost
 from media_host.transports.acs import AcsAdapter
 from switchboard.tokens import Purpose, TokenSigner
-from tests.acs_client import AcsClient, audio, metadata
 from tests.media_harness import echo_pipelines, running_host, seed_call
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "payloads"

@@ -18,6 +18,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from local_stack.callers.browser import BrowserClient, http_request, start_message
 from media_host.channel import CallChannel, CallInfo
 from media_host.events import (
     AgentChanged,
@@ -40,7 +41,6 @@ from media_host.server import MediaHost
 from media_host.transports.browser import BrowserAdapter, create_session, register_routes
 from switchboard.session_models import CallPhase, CallSession
 from switchboard.tokens import Purpose, TokenError, TokenSigner
-from tests.browser_client import BrowserClient, http_request, start_message
 from tests.conftest import TEST_SECRET
 from tests.media_harness import echo_pipelines, running_host
 

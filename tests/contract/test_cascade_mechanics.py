@@ -12,6 +12,8 @@ import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from local_stack.callers.acs import dtmf
+from local_stack.callers.acs_client import AcsClient
 from media_host.channel import CallInfo
 from media_host.engines.base import Engines
 from media_host.pipelines import Pipeline
@@ -19,7 +21,6 @@ from media_host.pipelines.cascade import CascadePipeline
 from media_host.server import MediaHost
 from media_host.transports.acs import AcsAdapter
 from switchboard.session_models import Speaker
-from tests.acs_client import AcsClient, dtmf
 from tests.media_harness import running_host, seed_call
 from tests.scripted_engines import SILENCE, EnergyVad, ScriptedChat, ScriptedStt, phrase_frame, scripted_engines
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
+from local_stack.callers.acs_client import AcsClient
 from media_host.channel import CallInfo
 from media_host.engines.base import Engines
 from media_host.pipelines import Pipeline
@@ -16,7 +17,6 @@ from media_host.pipelines.cascade.conversation import RESUMED
 from media_host.server import MediaHost
 from media_host.transports.acs import AcsAdapter
 from switchboard.session_models import Speaker, Turn
-from tests.acs_client import AcsClient
 from tests.contract.test_cascade_mechanics import (
     FIXTURE,
     HELLO,

@@ -16,12 +16,13 @@ from dataclasses import dataclass, field
 import pytest
 from aiohttp import web
 
+from local_stack.callers.acs import dtmf
+from local_stack.callers.acs_client import AcsClient
 from media_host.control_plane import FunctionsControlPlane
 from media_host.transports import runner
 from media_host.transports.acs import AcsAdapter
 from switchboard.redis_server import free_port
 from switchboard.session_store import SessionStore
-from tests.acs_client import AcsClient, dtmf
 from tests.media_harness import running_host, seed_call
 from tests.waits import first_done
 

@@ -16,7 +16,7 @@ from azure.core.exceptions import HttpResponseError
 from websockets.asyncio.server import ServerConnection, serve
 
 from local_stack.acs import MediaOffer
-from local_stack.acs_media import AcsMediaClient
+from local_stack.callers.acs_caller import AcsMediaClient
 from media_host.transports.acs_models import InboundMessage
 from orchestrations.models import CallSessionInput
 from switchboard.session_models import CallPhase

@@ -21,7 +21,7 @@ from azure.core.credentials import AzureKeyCredential
 from websockets.asyncio.server import ServerConnection, serve
 
 from local_stack.acs import INTERRUPTED, UNSUCCESSFUL, LocalAcs, MediaLost, MediaOffer, incoming_call_event
-from local_stack.acs_media import AcsMediaClient, DtmfNotStreamed
+from local_stack.callers.acs_caller import AcsMediaClient, DtmfNotStreamed
 from media_host.transports.acs_models import audio_message
 from tests.contract.test_local_acs import (  # noqa: F401 - receiver is a fixture
     CALLER,

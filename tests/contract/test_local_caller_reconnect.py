@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
-from local_stack.acs_media import AcsMediaClient
+from local_stack.callers.acs_caller import AcsMediaClient
 from tests.waits import first_done
 
 FRAME = bytes(960)  # 20 ms at 24 kHz

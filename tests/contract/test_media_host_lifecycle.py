@@ -9,9 +9,9 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
+from local_stack.callers.acs_client import AcsClient
 from media_host.server import MediaHost
 from media_host.transports.acs import AcsAdapter
-from tests.acs_client import AcsClient
 from tests.media_harness import running_host, seed_call
 
 

@@ -7,9 +7,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from local_stack.callers.acs_client import AcsClient
 from media_host.transports.acs import AcsAdapter
 from switchboard.settings import load_settings
-from tests.acs_client import AcsClient
 from tests.media_harness import running_host, seed_call
 
 EXPORTER = InMemorySpanExporter()

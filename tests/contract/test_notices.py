@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import asyncio
 
+from local_stack.callers.acs_client import AcsClient
 from media_host.channel import CallChannel, CallInfo
 from media_host.events import CallerHungUp, TransferStatusReceived
 from media_host.pipelines.base import Pipeline
 from media_host.transports.acs import AcsAdapter
 from switchboard.session_models import CallEvent
-from tests.acs_client import AcsClient
 from tests.media_harness import running_host, seed_call
 
 

@@ -18,13 +18,13 @@ from typing import Any
 
 import pytest
 
+from local_stack.callers.acs_client import AcsClient
 from media_host.metrics import Counter
 from media_host.pipelines.cascade.conversation import HOLDING_PHRASE
 from media_host.pipelines.realtime.client import realtime_connector
 from media_host.pipelines.realtime.pipeline import Liveness, RealtimePipeline
 from media_host.server import MediaHost
 from media_host.transports.acs import AcsAdapter
-from local_stack.callers.acs_client import AcsClient
 from tests.fault_proxy import FaultProxy
 from tests.media_harness import running_host, seed_call
 from tests.realtime_harness import QUIET, RtCall, agents_dir, item_texts

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from local_stack.callers.acs import dtmf
 from media_host.pipelines.realtime.client import realtime_connector
 from switchboard.settings import load_settings
-from tests.acs_client import dtmf
 from tests.realtime_harness import FAR_END_MS, FLAVORS, QUIET, RtCall, agents_dir, item_texts, realtime_call
 from tests.realtime_server import RealtimeServer, Speak
 from tests.realtime_wire import error, rate_limits

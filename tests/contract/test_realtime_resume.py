@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from local_stack.callers.acs_client import AcsClient
 from media_host.metrics import Counter
 from media_host.pipelines.cascade.conversation import RESUMED
 from media_host.pipelines.realtime import realtime_pipeline_from_settings
 from media_host.transports.acs import AcsAdapter
 from switchboard.session_models import Speaker, Turn
 from switchboard.tokens import Purpose
-from tests.acs_client import AcsClient
 from tests.media_harness import running_host, seed_call
 from tests.realtime_harness import RtCall, agents_dir, item_texts
 from tests.realtime_server import RealtimeServer, Speak

@@ -14,13 +14,13 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+from local_stack.callers.acs_client import AcsClient
 from media_host.brain.replies import CLARIFY
 from media_host.engines.openai_chat import openai_chat_from_settings
 from media_host.engines.resilient_chat import ResilientChatModel, resilient
 from media_host.pipelines.cascade.conversation import HOLDING_PHRASE
 from media_host.server import MediaHost
 from switchboard.settings import load_settings
-from local_stack.callers.acs_client import AcsClient
 from tests.contract.test_cascade_cloud_chat import cloud_engines, events
 from tests.contract.test_cascade_mechanics import HELLO, QUESTION, agent_frames, desk_call, silence, speak
 from tests.contract.test_cascade_mechanics import turns as recorded_turns

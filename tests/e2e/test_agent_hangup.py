@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from local_stack.caller import Line, Voiced
+from local_stack.callers.scripted import Line, Voiced
 from local_stack.phone_call import CallResult, PhoneCall
 from local_stack.run import caller_voice, scenario_number
 from local_stack.stack import LocalStack, StackOptions

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from local_stack.acs_media import AcsMediaClient
-from local_stack.caller import Line, ScriptedCaller, telephone_voice
+from local_stack.callers.acs_caller import AcsMediaClient
+from local_stack.callers.scripted import Line, ScriptedCaller, telephone_voice
 from media_host.channel import CallInfo
 from media_host.engines.base import Engines
 from media_host.pipelines import Pipeline

@@ -27,8 +27,8 @@ import pytest
 from websockets.exceptions import InvalidStatus
 
 from local_stack.acs import INTERRUPTED, UNSUCCESSFUL, MediaLost, MediaOffer
-from local_stack.acs_media import AcsMediaClient
-from local_stack.caller import Line
+from local_stack.callers.acs_caller import AcsMediaClient
+from local_stack.callers.scripted import Line
 from local_stack.phone_call import CallResult, PhoneCall
 from local_stack.run import caller_voice, scenario_number
 from local_stack.stack import LocalStack, StackOptions

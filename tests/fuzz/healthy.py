@@ -13,13 +13,12 @@ import itertools
 import json
 import statistics
 import sys
-import time
 from dataclasses import asdict, dataclass
 
+from local_stack.callers.acs import dtmf
+from local_stack.callers.acs_client import AcsClient
+from local_stack.callers.speech import Pacer
 from switchboard.settings import PROJECT_ROOT
-from tests.acs_client import AcsClient
-
-FRAME_S = 0.02
 
 
 def pattern(n: int) -> bytes:
@@ -78,7 +77,7 @@ class HealthyStream:
                 gaps = [(b - a) * 1000 for a, b in itertools.pairwise(arrival)]
                 report.max_gap_ms = max(gaps, default=0.0)
                 report.p99_gap_ms = statistics.quantiles(gaps, n=100)[98] if len(gaps) >= 100 else report.max_gap_ms
-                await client.send('{"kind": "DtmfData", "dtmfData": {"data": "#"}}')
+                await client.send(dtmf("#"))
                 report.close_code, report.close_reason = await client.closed(timeout=10)
         except Exception as exc:  # the report says what went wrong; the runner fails on it
             report.error = f"{type(exc).__name__}: {exc}"
@@ -88,16 +87,15 @@ class HealthyStream:
 
     async def _stream(self, client: AcsClient) -> None:
         report = self.report
-        begin = time.monotonic()
+        pacer = Pacer()
         while not self.stop.is_set():
-            due = begin + report.sent * FRAME_S
-            report.max_send_lag_ms = max(report.max_send_lag_ms, (time.monotonic() - due) * 1000)
+            report.max_send_lag_ms = max(report.max_send_lag_ms, pacer.lateness() * 1000)
             await client.send_frame(pattern(report.sent))
             report.sent += 1
             if report.sent == 3:
                 await client.wait_for(lambda r: len(r.audio) >= 1, timeout=10)  # the call is up
                 self.started.set()
-            await asyncio.sleep(max(0.0, begin + report.sent * FRAME_S - time.monotonic()))
+            await pacer.next()
 
 
 class HealthyCall:

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from local_stack.caller_speech import CallerSpeech
+from local_stack.callers.speech import CallerSpeech
 
 RATE = 16000
 FRAME = RATE // 50 * 2  # 640 bytes: 20 ms of PCM16

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from local_stack.caller import Line
+from local_stack.callers.scripted import Line
 from local_stack.phone_call import describe
 from local_stack.script import SCRIPTS, ScriptError, default_script, load_script
 

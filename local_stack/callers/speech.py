@@ -1,6 +1,5 @@
 """A simulated caller's voice: speech queued line by line and streamed in 20 ms frames at real-time pace,
-silence between the lines, as a phone line carries it. Each media client (local ACS, the benchmarks'
-AudioCodes gateway) wraps the frames in its own wire format.
+silence between the lines, as a phone line carries it. Each client wraps the frames in its own wire format.
 """
 
 from __future__ import annotations
@@ -19,6 +18,32 @@ class Track:
     """Audio with the time (monotonic) each 20 ms frame was sent or received."""
 
     frames: list[tuple[float, bytes]] = field(default_factory=list)
+
+
+class Pacer:
+    """Frame k is due at start + k * frame_s: an absolute schedule, so a late frame never delays the rest."""
+
+    def __init__(self, frame_s: float = FRAME_S) -> None:
+        self.frame_s = frame_s
+        self.start = time.monotonic()
+        self.ticks = 0  # frames sent so far
+
+    def lateness(self) -> float:
+        """How late (s) the frame due now is; negative when early."""
+        return time.monotonic() - (self.start + self.ticks * self.frame_s)
+
+    async def next(self) -> None:
+        """Count a frame as sent and sleep until the next one is due."""
+        self.ticks += 1
+        await asyncio.sleep(max(0.0, self.start + self.ticks * self.frame_s - time.monotonic()))
+
+
+async def send_paced(pcm: bytes, size: int, send: Callable[[bytes], Awaitable[None]], frame_s: float = FRAME_S) -> None:
+    """Send `pcm` in chunks of `size` bytes, one every `frame_s`: at real-time pace, as a microphone would."""
+    pacer = Pacer(frame_s)
+    for at in range(0, len(pcm), size):
+        await send(pcm[at:at + size])
+        await pacer.next()
 
 
 class CallerSpeech:
@@ -57,8 +82,7 @@ class CallerSpeech:
 
     async def stream(self, send: Callable[[bytes, bool], Awaitable[None]]) -> None:
         """Send a frame every 20 ms, forever: `send(frame, silent)` puts it on the wire (and raises when it is gone)."""
-        start = time.monotonic()
-        k = 0
+        pacer = Pacer()
         while True:
             silent = not self._pending
             frame = self._silence if silent else self._pending.popleft()
@@ -66,5 +90,4 @@ class CallerSpeech:
                 self._drained.set()
             await send(frame, silent)
             self.track.frames.append((time.monotonic(), frame))
-            k += 1
-            await asyncio.sleep(max(0.0, start + k * FRAME_S - time.monotonic()))  # never drift
+            await pacer.next()

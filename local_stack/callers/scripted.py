@@ -1,4 +1,5 @@
-"""A scripted caller: says each line once the agent has finished talking (or interrupts it).
+"""A scripted caller: says each line once the agent has finished talking (or interrupts it), over any live
+caller (ACS or AudioCodes, live.py).
 
 Lines are synthesised by the embedded TTS and passed through a telephone band (8 kHz) before being
 streamed, so the agent hears what a phone call would carry.
@@ -12,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from agents.schema import Voice
-from local_stack.acs_media import AcsMediaClient
+from local_stack.callers.live import LiveCaller
 from media_host.audio import resample
 from media_host.engines.base import TextToSpeech
 
@@ -46,7 +47,7 @@ def telephone_voice(tts: TextToSpeech, rate: int, voice: Voice | None = None) ->
 
 
 class ScriptedCaller:
-    def __init__(self, media: AcsMediaClient, voice: Voiced, quiet_s: float = 0.8) -> None:
+    def __init__(self, media: LiveCaller, voice: Voiced, quiet_s: float = 0.8) -> None:
         self.media = media
         self.voice = voice
         self.quiet_s = quiet_s

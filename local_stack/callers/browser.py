@@ -1,11 +1,11 @@
-"""A small browser-softphone client for tests and benchmarks: it speaks docs/browser-protocol.md.
+"""A browser softphone: it speaks docs/browser-protocol.md.
 
 `BrowserClient.create_session()` asks the media host for a call and a token (plain HTTP, in a thread),
-`BrowserClient.connect()` opens the socket, sends `start` and waits for `ready`. From then on a reader
-task collects what the host sends: agent audio into `audio` (one bytearray), JSON events into
-`events`, each tagged with `_at`, the length of `audio` when it arrived (so a test can tell which
-audio came before and after an event). Waiting is on data, never on time: `wait_until(predicate)`
-wakes on every message and fails when the socket closes or after `within` seconds.
+`BrowserClient.connect()` opens the socket, sends `start` and waits for `ready`. From then on the reader
+collects what the host sends: agent audio into `audio` (one bytearray), JSON events into `events`, each
+tagged with `_at`, the length of `audio` when it arrived (so a test can tell which audio came before and
+after an event). Waiting is on data, never on time: `wait_until(predicate)` wakes on every message and
+fails when the socket closes or after `within` seconds.
 """
 
 from __future__ import annotations
@@ -17,17 +17,17 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from local_stack.callers.socket import HostSocket
+from local_stack.callers.speech import send_paced
 
 
 def http_request(method: str, url: str, body: bytes | None = None, within: float = 5.0,
                  headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
     """One blocking HTTP request with a JSON answer: (status, body). Run it in a thread from async code."""
-    request = urllib.request.Request(url, data=body, method=method,
+    request = urllib.request.Request(url, data=body, method=method,  # noqa: S310 - a test's own loopback URL
                                      headers={"Content-Type": "application/json", **(headers or {})})
     try:
-        with urllib.request.urlopen(request, timeout=within) as response:
+        with urllib.request.urlopen(request, timeout=within) as response:  # noqa: S310 - ditto
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
@@ -37,17 +37,14 @@ def start_message(sample_rate: int = 16000, encoding: str = "pcm16", **extra: An
     return json.dumps({"type": "start", "format": {"encoding": encoding, "sample_rate": sample_rate, **extra}})
 
 
-class BrowserClient:
-    def __init__(self, ws: ClientConnection, ready: dict[str, Any], sample_rate: int) -> None:
-        self.ws = ws
-        self.ready = ready
+class BrowserClient(HostSocket):
+    def __init__(self, sample_rate: int) -> None:
+        super().__init__()
         self.sample_rate = sample_rate
+        self.ready: dict[str, Any] = {}  # the host's answer to `start`
+        self._answered = False
         self.audio = bytearray()
         self.events: list[dict[str, Any]] = []
-        self.close_code: int | None = None
-        self.close_reason = ""
-        self._changed = asyncio.Event()
-        self._reader = asyncio.create_task(self._read(), name="browser-client-reader")
 
     # --- getting a call ------------------------------------------------------------------------
     @staticmethod
@@ -63,33 +60,29 @@ class BrowserClient:
     async def connect(cls, url: str, *, sample_rate: int = 16000, within: float = 5.0,
                       **format_extra: Any) -> BrowserClient:
         """Open the socket (`url` carries the token), send `start` and wait for `ready`."""
-        ws = await connect(url, open_timeout=within, max_size=2**20)
+        client = cls(sample_rate)
+        ws = await client._open(url, max_size=2**20, compression="deflate", open_timeout=within)
         try:
             await ws.send(start_message(sample_rate, **format_extra))
-            async with asyncio.timeout(within):
-                first = await ws.recv()
-            ready = json.loads(first)
-            if ready.get("type") != "ready":
-                raise AssertionError(f"expected ready, got {ready}")
+            await client._until(lambda: client._answered, within, "ready")
+            if client.ready.get("type") != "ready":
+                raise AssertionError(f"expected ready, got {client.ready}")
         except BaseException:
-            await ws.close()
+            await client._close()
             raise
-        return cls(ws, ready, sample_rate)
+        return client
 
     # --- sending -------------------------------------------------------------------------------
     async def send_audio(self, pcm: bytes) -> None:
+        assert self.ws is not None
         await self.ws.send(pcm)
 
     async def stream(self, pcm: bytes, frame_ms: int = 20) -> None:
         """Send audio in frames at real-time pace, as a microphone would (for benchmarks)."""
-        size = self.sample_rate * frame_ms // 1000 * 2
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        for n, offset in enumerate(range(0, len(pcm), size)):
-            await asyncio.sleep(max(0.0, start + n * frame_ms / 1000 - loop.time()))
-            await self.ws.send(pcm[offset:offset + size])
+        await send_paced(pcm, self.sample_rate * frame_ms // 1000 * 2, self.send_audio, frame_ms / 1000)
 
     async def send_json(self, **message: Any) -> None:
+        assert self.ws is not None
         await self.ws.send(json.dumps(message))
 
     async def dtmf(self, digits: str) -> None:
@@ -105,40 +98,32 @@ class BrowserClient:
         return await self.wait_event("pong", after=after, within=within)
 
     async def close(self) -> None:
-        await self.ws.close()
-        await asyncio.gather(self._reader, return_exceptions=True)
+        await self._close()
 
     # --- receiving -----------------------------------------------------------------------------
-    async def _read(self) -> None:
-        try:
-            async for message in self.ws:
-                if isinstance(message, bytes):
-                    self.audio += message
-                else:
-                    event = json.loads(message)
-                    event["_at"] = len(self.audio)
-                    self.events.append(event)
-                self._changed.set()
-        except ConnectionClosed:
-            pass
-        finally:
-            self.close_code, self.close_reason = self.ws.close_code, self.ws.close_reason or ""
-            self._changed.set()
+    def _on_message(self, message: str | bytes) -> None:
+        if isinstance(message, bytes):
+            self.audio += message
+            return
+        event = json.loads(message)
+        if not self._answered:  # the first message answers `start` (`connect` checks it is `ready`)
+            self.ready, self._answered = event, True
+            return
+        event["_at"] = len(self.audio)
+        self.events.append(event)
+
+    def _on_close(self) -> None:
+        self.close_reason = self.close_reason or ""
 
     @property
     def is_closed(self) -> bool:
-        return self._reader.done()
+        return not self.open
 
     def of_type(self, kind: str, after: int = 0) -> list[dict[str, Any]]:
         return [e for e in self.events[after:] if e.get("type") == kind]
 
     async def wait_until(self, predicate: Callable[[], bool], within: float = 5.0, what: str = "condition") -> None:
-        async with asyncio.timeout(within):
-            while not predicate():
-                if self._reader.done():
-                    raise AssertionError(f"socket closed ({self.close_code} {self.close_reason!r}) waiting for {what}")
-                self._changed.clear()
-                await self._changed.wait()
+        await self._until(predicate, within, what)
 
     async def wait_event(self, kind: str, after: int = 0, within: float = 5.0) -> dict[str, Any]:
         await self.wait_until(lambda: bool(self.of_type(kind, after)), within, f"a {kind!r} message")
@@ -148,6 +133,5 @@ class BrowserClient:
         await self.wait_until(lambda: len(self.audio) >= total_bytes, within, f"{total_bytes} bytes of audio")
 
     async def wait_closed(self, within: float = 5.0) -> tuple[int | None, str]:
-        async with asyncio.timeout(within):
-            await asyncio.shield(self._reader)
-        return self.close_code, self.close_reason
+        code, reason = await self._until_closed(within)
+        return code, reason or ""
