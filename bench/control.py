@@ -54,13 +54,13 @@ from callbacks import eventgrid, runtime
 from callbacks.incoming import Answered
 from callbacks.runtime import Worker
 from local_stack.acs import LocalAcs, incoming_call_event, parse_incoming_call_context
+from local_stack.durable.recording import DurableWebhook
 from switchboard.call_records import open_record_store
 from switchboard.redis_server import EmbeddedRedis
 from switchboard.services import SharedServices
 from switchboard.session_store import SessionStore, connect_redis
 from switchboard.settings import load_settings
 from switchboard.tokens import TokenSigner
-from tests.durable_webhook import DurableWebhook
 
 ROOT = Path(__file__).resolve().parent.parent
 JSON_PATH = ROOT / "out" / "bench" / "control.json"

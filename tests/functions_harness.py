@@ -38,6 +38,7 @@ from callbacks import runtime
 from callbacks.runtime import Worker
 from local_stack.acs import LocalAcs, incoming_call_event
 from local_stack.durable import PREFIX, LocalDurable, add_durable_routes, binding
+from local_stack.durable.recording import DurableWebhook
 from local_stack.function_host import FunctionHost
 from switchboard.acs_auth import AcsJwtVerifier
 from switchboard.call_records import open_record_store
@@ -46,7 +47,6 @@ from switchboard.session_store import SessionStore, connect_redis
 from switchboard.settings import Settings, load_settings
 from switchboard.tokens import Purpose
 from tests.conftest import TEST_SECRET
-from tests.durable_webhook import DurableWebhook
 from tests.functions_index import indexed
 
 PAYLOADS = Path(__file__).resolve().parent / "fixtures" / "payloads"  # copies of ../shared/reference/payloads

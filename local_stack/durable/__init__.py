@@ -5,7 +5,10 @@ Hand-written: the Durable runtime ships only inside the Functions host (Core Too
 It runs the app's real orchestrator generators on the real azure-functions-durable replay engine, and
 serves the extension's HTTP API (`webhook.add_durable_routes`) so the real `DurableOrchestrationClient`
 can start instances, raise events, read their status and terminate them. In Azure, Durable Functions
-itself runs the orchestrations; this stands in for it on one machine. Its limits, plainly:
+itself runs the orchestrations; this stands in for it on one machine. The tests use the same pieces:
+`replay.Replay` drives an orchestrator step by step with the runtime's replay step (execution.py), and
+`recording.DurableWebhook` serves the same routes from instances that run nothing, recording requests.
+Its limits, plainly:
 
 - in memory only: every instance is lost when the process exits; no durable storage, so no replay
   after a restart and nothing is shared between processes (one process, one event loop);

@@ -6,10 +6,10 @@
     status = await durable.wait_for_completion("call-1", timeout=30)  # the extension's status JSON
     await durable.close()
 
-It plays the Durable extension's part as tests/durable_history.Replay does, on the wall clock: every
-happening (start, event raised, activity completed or failed, timer fired) opens a new episode of the
-instance's History, the orchestrator replays it (`Orchestrator.create(fn)`), and its new actions are
-carried out: activities run as asyncio tasks and are retried as the extension retries them (TaskFailed,
+It plays the Durable extension's part on the wall clock, with the replay step the tests' Replay uses
+(execution.py): every happening (start, event raised, activity completed or failed, timer fired) opens a
+new episode of the instance's History, the orchestrator replays it (`Orchestrator.create(fn)`), and its
+new actions are carried out: activities run as asyncio tasks and are retried as the extension retries them (TaskFailed,
 a retry timer, TaskScheduled again), timers fire unless cancelled, continue_as_new starts a fresh history.
 An instance's episodes run one at a time under its lock, so events raised meanwhile wait their turn, in
 order. The limits are in the package docstring.
@@ -28,20 +28,8 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
-from local_stack.durable.history import (
-    ACTIVITY_ACTIONS,
-    ActionType,
-    EventType,
-    Handle,
-    History,
-    flatten,
-    orchestrator_handle,
-    parse_time,
-    replay_mismatch,
-    retry_delay,
-    run_orchestrator,
-    timestamp,
-)
+from local_stack.durable.execution import Activity, ContinueAsNew, Execution, Timer
+from local_stack.durable.history import Handle, orchestrator_handle
 
 log = logging.getLogger("local_stack.durable")
 
@@ -51,7 +39,8 @@ OrchestratorFunction = Callable[[Any], Generator[Any, Any, Any]] | Callable[[Any
 ActivityFunction = Callable[[Any], Awaitable[Any]]
 Record = Callable[["_Execution"], None]  # appends a happening to an execution's history
 
-RUNNING = frozenset({"Pending", "Running", "ContinuedAsNew"})  # the extension still accepts events
+# The extension still accepts events (Suspended: only ever set by a test on a recorded instance, recording.py).
+RUNNING = frozenset({"Pending", "Running", "ContinuedAsNew", "Suspended"})
 _STATUS_TIME = "%Y-%m-%dT%H:%M:%SZ"  # the extension's createdTime / lastUpdatedTime
 
 
@@ -71,23 +60,13 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass
-class _Execution:
-    """One execution of an instance (its start, or a continue_as_new): its history and its decisions."""
+class _Execution(Execution):
+    """An execution as it runs here: its timers' tasks, and whether it has ended."""
 
-    history: History
-    decided: list[dict[str, Any]] = field(default_factory=list)  # every atomic action so far, in order
-    timer_action: dict[int, int] = field(default_factory=dict)  # timer id -> its index in `decided`
-    timers: dict[int, asyncio.Task[None]] = field(default_factory=dict)
-    ended: asyncio.Event = field(default_factory=asyncio.Event)
-    next_id: int = 0  # the SDK numbers activities and timers as they are awaited (retry timers too)
-
-    def take_id(self) -> int:
-        self.next_id += 1
-        return self.next_id - 1
-
-    def cancelled(self, timer_id: int) -> bool:
-        return bool(self.decided[self.timer_action[timer_id]].get("isCanceled"))
+    def __init__(self, name: str, instance_id: str, input_: Any) -> None:
+        super().__init__(name, instance_id, input_, _utcnow())
+        self.timers: dict[int, tuple[Timer, asyncio.Task[None]]] = {}
+        self.ended = asyncio.Event()
 
 
 @dataclass
@@ -103,53 +82,6 @@ class _Instance:
     output: Any = None
     created: datetime = field(default_factory=_utcnow)
     updated: datetime = field(default_factory=_utcnow)
-
-
-@dataclass
-class _Activity:
-    """One scheduled activity across its attempts: records each outcome as the extension does."""
-
-    action: dict[str, Any]
-    task_id: int
-    attempt: int = 1
-    result: str = "null"
-    reason: str = ""
-    details: str = ""
-    timer_id: int = -1
-    fire_at: datetime = field(default_factory=_utcnow)
-
-    @property
-    def name(self) -> str:
-        return str(self.action["functionName"])
-
-    @property
-    def retry(self) -> dict[str, Any] | None:
-        return self.action.get("retryOptions")
-
-    @property
-    def last(self) -> bool:
-        return self.retry is None or self.attempt >= int(self.retry["maxNumberOfAttempts"])
-
-    def completed(self, execution: _Execution) -> None:
-        execution.history.add(EventType.TASK_COMPLETED, TaskScheduledId=self.task_id, Result=self.result)
-
-    def failed(self, execution: _Execution) -> None:
-        history = execution.history
-        history.add(EventType.TASK_FAILED, TaskScheduledId=self.task_id, Reason=self.reason, Details=self.details)
-        if self.retry is not None:  # the extension waits on a retry timer, even after the last attempt
-            self.timer_id, self.fire_at = execution.take_id(), history.now + retry_delay(self.retry, self.attempt)
-            history.add(EventType.TIMER_CREATED, self.timer_id, FireAt=timestamp(self.fire_at))
-
-    def retry_fired(self, execution: _Execution) -> None:
-        execution.history.add(EventType.TIMER_FIRED, TimerId=self.timer_id, FireAt=timestamp(self.fire_at))
-        if not self.last:
-            self.task_id, self.attempt = execution.take_id(), self.attempt + 1
-            execution.history.scheduled(self.task_id, self.action)
-
-
-@dataclass(frozen=True)
-class _ContinueAsNew:
-    input: Any
 
 
 class LocalDurable:
@@ -185,7 +117,7 @@ class LocalDurable:
         if old is not None:
             async with old.lock:
                 self._end(old.execution)
-        execution = self._execution(name, instance_id, input)
+        execution = _Execution(name, instance_id, input)
         instance = _Instance(name, instance_id, orchestrator_handle(fn), execution, input)
         self._instances[instance_id] = instance
         log.info("orchestration started", extra={"instance_id": instance_id, "orchestration": name})
@@ -200,8 +132,7 @@ class LocalDurable:
         instance = self._get(instance_id)
         if instance.runtime_status not in RUNNING:
             raise InstanceGone(instance_id)
-        payload = json.dumps(data)
-        await self._apply(instance, None, lambda e: e.history.add(EventType.EVENT_RAISED, Name=name, Input=payload))
+        await self._apply(instance, None, lambda e: e.event_raised(name, data))
 
     def status(self, instance_id: str) -> dict[str, Any]:
         """The instance's status, shaped as the extension's HTTP API answers it."""
@@ -247,10 +178,6 @@ class LocalDurable:
             raise UnknownInstance(instance_id)
         return instance
 
-    @staticmethod
-    def _execution(name: str, instance_id: str, input_: Any) -> _Execution:
-        return _Execution(History(name, instance_id, input_, _utcnow()))
-
     def _live(self, instance: _Instance, execution: _Execution | None) -> bool:
         """Whether a happening still concerns the instance (not replaced, finished, or a past execution)."""
         return (self._instances.get(instance.instance_id) is instance and instance.runtime_status in RUNNING
@@ -270,45 +197,36 @@ class LocalDurable:
 
     def _play(self, instance: _Instance) -> None:
         """Replay the open episode, and the first episode of each execution continue_as_new starts."""
-        while isinstance(carried := self._replay(instance), _ContinueAsNew):
+        while isinstance(carried := self._replay(instance), ContinueAsNew):
             self._end(instance.execution)
-            instance.execution = self._execution(instance.name, instance.instance_id, carried.input)
+            instance.execution = _Execution(instance.name, instance.instance_id, carried.input)
             instance.input = carried.input
             log.info("orchestration continued as new",
                      extra={"instance_id": instance.instance_id, "orchestration": instance.name})
 
-    def _replay(self, instance: _Instance) -> _ContinueAsNew | None:
+    def _replay(self, instance: _Instance) -> ContinueAsNew | None:
         execution = instance.execution
-        state = run_orchestrator(instance.handle, execution.history)
-        if "error" in state:
+        replayed = execution.replay(instance.handle)
+        state = replayed.state
+        if replayed.raised:
             instance.custom_status = state.get("customStatus", instance.custom_status)
-            self._finish(instance, "Failed", f"Orchestrator function '{instance.name}' failed: {state['error']}")
+        elif not replayed.nondeterministic:
+            instance.custom_status = state.get("customStatus")
+            instance.updated = _utcnow()
+        for scheduled in replayed.scheduled:
+            if isinstance(scheduled, Activity):
+                self._spawn(self._run_activity(instance, execution, scheduled), f"durable-activity-{scheduled.name}")
+            else:
+                task = self._spawn(self._fire(instance, execution, scheduled),
+                                   f"durable-timer-{instance.instance_id}-{scheduled.id}")
+                execution.timers[scheduled.id] = (scheduled, task)
+        if replayed.failure is not None:
+            self._finish(instance, "Failed", replayed.failure)
             return None
-        actions = flatten(state["actions"])
-        mismatch = replay_mismatch(execution.decided, actions)
-        if mismatch is not None:
-            self._finish(instance, "Failed", f"Non-deterministic workflow detected: {mismatch}")
-            return None
-        new, start = actions[len(execution.decided):], len(execution.decided)
-        execution.decided = actions
-        instance.custom_status = state.get("customStatus")
-        instance.updated = _utcnow()
-        carried: _ContinueAsNew | None = None
-        for index, action in enumerate(new, start):
-            kind = action["actionType"]
-            if kind in ACTIVITY_ACTIONS:
-                self._schedule(instance, execution, action)
-            elif kind == ActionType.CREATE_TIMER:
-                self._create_timer(instance, execution, action, index)
-            elif kind == ActionType.CONTINUE_AS_NEW:
-                carried = _ContinueAsNew(json.loads(action.get("input") or "null"))
-            elif kind != ActionType.WAIT_FOR_EXTERNAL_EVENT:
-                self._finish(instance, "Failed", f"action type {kind} is not supported by the local Durable runtime")
-                return None
         self._drop_cancelled_timers(execution)
-        if carried is None and state["isDone"]:
+        if replayed.continue_as_new is None and state["isDone"]:
             self._finish(instance, "Completed", state.get("output"))
-        return carried
+        return replayed.continue_as_new
 
     def _finish(self, instance: _Instance, runtime_status: str, output: Any) -> None:
         instance.runtime_status, instance.output, instance.updated = runtime_status, output, _utcnow()
@@ -324,7 +242,7 @@ class LocalDurable:
         """No more happenings for this execution: its timers stop, activities in a retry wait give up."""
         execution.ended.set()
         current = asyncio.current_task()
-        for task in execution.timers.values():
+        for _, task in execution.timers.values():
             if task is not current:
                 task.cancel()
         execution.timers.clear()
@@ -334,49 +252,36 @@ class LocalDurable:
             self._changed.notify_all()
 
     # --- actions ------------------------------------------------------------------------------------
-    def _schedule(self, instance: _Instance, execution: _Execution, action: dict[str, Any]) -> None:
-        activity = _Activity(action, execution.take_id())
-        execution.history.scheduled(activity.task_id, action)
-        self._spawn(self._run_activity(instance, execution, activity), f"durable-activity-{activity.name}")
-
-    def _create_timer(self, instance: _Instance, execution: _Execution, action: dict[str, Any], index: int) -> None:
-        timer_id = execution.take_id()
-        execution.history.add(EventType.TIMER_CREATED, timer_id, FireAt=action["fireAt"])
-        execution.timer_action[timer_id] = index
-        execution.timers[timer_id] = self._spawn(self._fire(instance, execution, timer_id, action["fireAt"]),
-                                                 f"durable-timer-{instance.instance_id}-{timer_id}")
-
     @staticmethod
     def _drop_cancelled_timers(execution: _Execution) -> None:
         """Timers the orchestrator cancelled never fire: their tasks stop now, not at fireAt."""
         current = asyncio.current_task()
-        for timer_id in [t for t in execution.timers if execution.cancelled(t)]:
-            task = execution.timers.pop(timer_id)
+        for timer_id in [t for t, (timer, _) in execution.timers.items() if timer.cancelled(execution)]:
+            _, task = execution.timers.pop(timer_id)
             if task is not current:
                 task.cancel()
 
-    async def _fire(self, instance: _Instance, execution: _Execution, timer_id: int, fire_at: str) -> None:
-        if not await _sleep_until(execution, parse_time(fire_at)):
+    async def _fire(self, instance: _Instance, execution: _Execution, timer: Timer) -> None:
+        if not await _sleep_until(execution, timer.fire_at):
             return
-        await self._apply(instance, execution,
-                          lambda e: e.history.add(EventType.TIMER_FIRED, TimerId=timer_id, FireAt=fire_at),
-                          wanted=lambda: not execution.cancelled(timer_id))
-        execution.timers.pop(timer_id, None)
+        await self._apply(instance, execution, lambda e: e.timer_fired(timer),
+                          wanted=lambda: not timer.cancelled(execution))
+        execution.timers.pop(timer.id, None)
 
-    async def _run_activity(self, instance: _Instance, execution: _Execution, activity: _Activity) -> None:
+    async def _run_activity(self, instance: _Instance, execution: _Execution, activity: Activity) -> None:
         while True:
             if await self._invoke(instance, activity):
                 await self._apply(instance, execution, activity.completed)
                 return
             if not await self._apply(instance, execution, activity.failed) or activity.retry is None:
                 return
-            if not await _sleep_until(execution, activity.fire_at):
+            if activity.fire_at is None or not await _sleep_until(execution, activity.fire_at):
                 return
             last = activity.last
             if not await self._apply(instance, execution, activity.retry_fired) or last:
                 return
 
-    async def _invoke(self, instance: _Instance, activity: _Activity) -> bool:
+    async def _invoke(self, instance: _Instance, activity: Activity) -> bool:
         """Run one attempt; its result (True) or failure (False) is left on `activity`."""
         run = self._activities.get(activity.name)
         try:

@@ -10,7 +10,7 @@ replay engine takes: `Orchestrator.create(fn)(history.context_json())`, which `r
     history.episode(datetime.now(UTC))
     history.add(EventType.EVENT_RAISED, Name="CallConnected", Input=json.dumps({...}))
 
-Used by the local Durable runtime (engine.py) and by the orchestration tests (tests/durable_history.py).
+Used through execution.py, the replay step of the local Durable runtime (engine.py) and of the tests' Replay.
 """
 
 from __future__ import annotations

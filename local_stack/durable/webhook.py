@@ -1,4 +1,5 @@
-"""The Durable extension's HTTP API, answered from a LocalDurable, for the real `DurableOrchestrationClient`.
+"""The Durable extension's HTTP API, answered from a LocalDurable (or the tests' recorded instances,
+recording.py), for the real `DurableOrchestrationClient`.
 
 The Functions host hands a durable-client function a binding JSON; its `rpcBaseUrl` is where the client
 sends start_new, raise_event, get_status and terminate. These routes answer them with the extension's
@@ -17,14 +18,24 @@ The client JSON-encodes inputs and event data twice (`json=json.dumps(value)`): 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
-from local_stack.durable.engine import RUNNING, InstanceGone, LocalDurable, UnknownInstance, UnknownOrchestrator
+from local_stack.durable.engine import RUNNING, InstanceGone, UnknownInstance, UnknownOrchestrator
 
 PREFIX = "/runtime/webhooks/durabletask/"
 TASK_HUB = "LocalHub"
+
+
+class Instances(Protocol):
+    """What the routes answer from: LocalDurable, or recording.RecordedInstances. Unknown instances raise
+    UnknownInstance, finished ones InstanceGone, unknown orchestrators UnknownOrchestrator."""
+
+    async def start_new(self, name: str, instance_id: str | None = None, input: Any = None) -> str: ...
+    async def raise_event(self, instance_id: str, name: str, data: Any = None) -> None: ...
+    def status(self, instance_id: str) -> dict[str, Any]: ...
+    async def terminate(self, instance_id: str, reason: str) -> None: ...
 
 
 def binding(base_url: str, task_hub: str = TASK_HUB) -> str:
@@ -54,9 +65,10 @@ def decode_body(raw: bytes) -> Any:
     return json.loads(outer) if isinstance(outer, str) else outer
 
 
-def add_durable_routes(app: web.Application, durable: LocalDurable, task_hub: str = TASK_HUB,
+def add_durable_routes(app: web.Application, durable: Instances, task_hub: str = TASK_HUB,
                        prefix: str = PREFIX) -> None:
-    """Serve the extension's instance-management webhooks under `prefix` from `durable`."""
+    """Serve the extension's instance-management webhooks under `prefix` from `durable`. Each route's
+    handler is named for the client operation it answers (`operation`)."""
     routes = _Routes(durable, task_hub, prefix)
     app.router.add_post(prefix + "orchestrators/{name}", routes.start_new)
     app.router.add_post(prefix + "orchestrators/{name}/{instance_id}", routes.start_new)
@@ -70,8 +82,14 @@ def _error(status: int, message: str) -> web.Response:
     return web.json_response({"Message": message, "ExceptionMessage": message}, status=status)
 
 
+def operation(request: web.Request) -> str | None:
+    """The client operation a request routed here is (start_new, raise_event, get_status, terminate)."""
+    handler = request.match_info.route.handler
+    return handler.__name__ if isinstance(getattr(handler, "__self__", None), _Routes) else None
+
+
 class _Routes:
-    def __init__(self, durable: LocalDurable, task_hub: str, prefix: str) -> None:
+    def __init__(self, durable: Instances, task_hub: str, prefix: str) -> None:
         self.durable, self.task_hub, self.prefix = durable, task_hub, prefix
 
     async def start_new(self, request: web.Request) -> web.Response:

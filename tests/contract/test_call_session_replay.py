@@ -1,6 +1,6 @@
 """call_session on the real azure-functions-durable replay engine, its activities, and its registration.
 
-Each orchestration test drives `Replay` (tests/durable_history.py): the orchestrator runs on a
+Each orchestration test drives `Replay` (local_stack/durable/replay.py): the orchestrator runs on a
 fabricated history, the test checks what it decided (activities, timers, custom status, output), then
 appends what happened next and runs it again, as the Durable extension would.
 """
@@ -16,12 +16,12 @@ import azure.functions as func
 import pytest
 
 import orchestrations
+from local_stack.durable.replay import EPOCH, Replay, Step
 from orchestrations import activities
 from orchestrations.call_session import EVENTS_PER_EXECUTION, HANGUP_GRACE, call_session
 from orchestrations.models import CallSessionInput
 from switchboard.session_models import CallEvent, CallSession
 from switchboard.session_store import SessionStore
-from tests.durable_history import EPOCH, Replay, Step
 
 QUEUE = "+18005550199"
 CONNECTED = {"callConnectionId": "conn-1", "correlationId": "call-1", "operationContext": None,
@@ -71,7 +71,7 @@ def timers_cancelled(step: Step) -> bool:
 
 
 def _all_actions(step: Step) -> list[dict[str, Any]]:
-    from tests.durable_history import flatten
+    from local_stack.durable.history import flatten
 
     return flatten(step.state["actions"])
 

@@ -28,9 +28,9 @@ from local_stack.durable import (
     add_durable_routes,
     binding,
 )
+from local_stack.durable.replay import Replay
 from orchestrations.call_session import EVENTS_PER_EXECUTION, call_session
 from orchestrations.models import Activity, CallSessionInput
-from tests.durable_history import Replay
 
 QUEUE = "+18005550199"
 RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=20, max_number_of_attempts=3)
@@ -194,7 +194,7 @@ async def test_retries_give_up_after_the_last_attempt_with_the_history_replay_re
     done = await engine.wait_for_completion("g-1", timeout=2)
     assert (done["runtimeStatus"], done["output"]) == ("Completed", "Activity function 'boom' failed")
     assert calls == [("boom", None)] * 3
-    # The same history, event for event, as the test double of the extension (tests/durable_history.Replay).
+    # The same history, event for event, as the tests' driver of the replay engine (local_stack.durable.replay).
     replay = Replay(give_up, None, name="give_up", instance_id="g-1")
     replay.run()
     replay.fail("boom", "Activity function 'boom' failed: ValueError: boom")

@@ -1,13 +1,13 @@
-"""A fake of the Durable Functions extension's HTTP API, for the real `DurableOrchestrationClient`.
+"""The Durable extension's HTTP API on a port of its own, recording every request: what the tests (and the
+control-plane bench) check the Function App asks of Durable.
 
-The Functions host hands a durable-client function a JSON binding; its `rpcBaseUrl` is where the
-client sends start_new, raise_event and get_status. This server answers those on 127.0.0.1 the way
-the extension does, and records every request with its body decoded (the client JSON-encodes inputs
-and event data twice: `json=json.dumps(value)`).
+The routes are webhook.py's, the same the local runtime serves; here they answer from instances that run
+nothing (`RecordedInstances`): a start records one, an event raised to it is kept on it, and a test sets
+its status. Every request is recorded with its body decoded, and a test can make the next ones fail.
 
     async with DurableWebhook() as durable:
         await functions()["acs_callbacks"].get_user_function()(req=req, client=durable.binding)
-        [call] = durable.raised("call-1")             # DurableRequest(operation, instance_id, name, body)
+        [call] = durable.raised("call-1")             # DurableRequest(operation, instance_id, name, body, status)
         durable.fail_next("raise_event", 500)         # the next raise_event is answered 500
 
 Instances exist once started (or `add_instance`): raising an event to, or reading the status of, an
@@ -17,19 +17,20 @@ unknown instance is a 404, as with the extension.
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, cast
 
 from aiohttp import web
 
-from local_stack.durable.webhook import PREFIX, decode_body, management_payload
-from local_stack.durable.webhook import binding as binding_json
+from local_stack.durable.engine import RUNNING, InstanceGone, UnknownInstance
+from local_stack.durable.webhook import PREFIX, add_durable_routes, binding, decode_body, operation
 
-Operation = Literal["start_new", "raise_event", "get_status"]
-T = TypeVar("T")
-RUNNING = {"Pending", "Running", "Suspended"}  # answered 202 by get_status; finished states are 200
+Operation = Literal["start_new", "raise_event", "get_status", "terminate"]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def _now() -> str:
@@ -65,11 +66,45 @@ class Instance:
                 "createdTime": self.created_time, "lastUpdatedTime": self.last_updated_time}
 
 
+class RecordedInstances:
+    """Instances that run nothing (webhook.Instances): what happens to them is up to the test."""
+
+    def __init__(self) -> None:
+        self.instances: dict[str, Instance] = {}
+
+    def _get(self, instance_id: str) -> Instance:
+        if (instance := self.instances.get(instance_id)) is None:
+            raise UnknownInstance(instance_id)
+        return instance
+
+    async def start_new(self, name: str, instance_id: str | None = None, input: Any = None) -> str:
+        """As the extension: starting an existing instance id replaces it (a new execution)."""
+        instance_id = instance_id or uuid.uuid4().hex
+        self.instances[instance_id] = Instance(instance_id, name, input)
+        return instance_id
+
+    async def raise_event(self, instance_id: str, name: str, data: Any = None) -> None:
+        instance = self._get(instance_id)
+        if instance.runtime_status not in RUNNING:
+            raise InstanceGone(instance_id)
+        instance.events.append((name, data))
+
+    def status(self, instance_id: str) -> dict[str, Any]:
+        return self._get(instance_id).status()
+
+    async def terminate(self, instance_id: str, reason: str) -> None:
+        instance = self._get(instance_id)
+        if instance.runtime_status not in RUNNING:
+            raise InstanceGone(instance_id)
+        instance.runtime_status, instance.output, instance.last_updated_time = "Terminated", reason, _now()
+
+
 class DurableWebhook:
     def __init__(self, task_hub: str = "TestHubName") -> None:
         self.task_hub = task_hub
         self.requests: list[DurableRequest] = []
-        self.instances: dict[str, Instance] = {}
+        self.recorded = RecordedInstances()
+        self.instances = self.recorded.instances
         self._faults: dict[str, list[int]] = {}
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
@@ -77,11 +112,8 @@ class DurableWebhook:
 
     # --- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
-        app = web.Application()
-        app.router.add_post(PREFIX + "orchestrators/{name}", self._start_new)
-        app.router.add_post(PREFIX + "orchestrators/{name}/{instance_id}", self._start_new)
-        app.router.add_post(PREFIX + "instances/{instance_id}/raiseEvent/{name}", self._raise_event)
-        app.router.add_get(PREFIX + "instances/{instance_id}", self._get_status)
+        app = web.Application(middlewares=[self._observe])
+        add_durable_routes(app, self.recorded, self.task_hub)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -103,7 +135,7 @@ class DurableWebhook:
     @property
     def binding(self) -> str:
         """The durable-client binding JSON the Functions host passes to a `durable_client_input` function."""
-        return binding_json(self.base_url, self.task_hub)
+        return binding(self.base_url, self.task_hub)
 
     # --- test controls ---------------------------------------------------------------------------
     def add_instance(self, instance_id: str, name: str = "call_session", client_input: Any = None,
@@ -142,54 +174,35 @@ class DurableWebhook:
         return found
 
     # --- HTTP ------------------------------------------------------------------------------------
-    async def _record(self, request: DurableRequest) -> None:
+    @web.middleware
+    async def _observe(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Answer an injected fault instead of the route, and record every request with its answer."""
+        kind = operation(request)
+        if kind is None:
+            return await handler(request)
+        try:
+            body = decode_body(await request.read())
+        except ValueError:
+            body = None  # the route answers it 400
+        pending = self._faults.get(kind)
+        response = _fault(kind, pending.pop(0)) if pending else await handler(request)
+        instance_id = request.match_info.get("instance_id") or _started(response) or uuid.uuid4().hex
         async with self._changed:
-            self.requests.append(request)
+            self.requests.append(DurableRequest(cast("Operation", kind), instance_id, request.match_info.get("name"),
+                                                body, response.status))
             self._changed.notify_all()
+        return response
 
-    def _fault(self, operation: Operation) -> int | None:
-        pending = self._faults.get(operation)
-        return pending.pop(0) if pending else None
 
-    async def _start_new(self, request: web.Request) -> web.Response:
-        name = request.match_info["name"]
-        instance_id = request.match_info.get("instance_id") or uuid.uuid4().hex
-        body = decode_body(await request.read())
-        status = self._fault("start_new")
-        if status is None:
-            status = 202
-            # As the extension: starting an existing instance id replaces it (a new execution).
-            self.instances[instance_id] = Instance(instance_id, name, body)
-        await self._record(DurableRequest("start_new", instance_id, name, body, status))
-        if status != 202:
-            return web.json_response({"Message": "Injected fault.", "ExceptionMessage": "Injected fault."},
-                                     status=status)
-        links = management_payload(self.base_url, self.task_hub, instance_id)
-        return web.json_response(links, status=202, headers={"Location": links["statusQueryGetUri"]})
+def _fault(kind: str, status: int) -> web.Response:
+    if kind == "start_new":  # the extension's error body
+        return web.json_response({"Message": "Injected fault.", "ExceptionMessage": "Injected fault."}, status=status)
+    return web.Response(status=status)
 
-    async def _raise_event(self, request: web.Request) -> web.Response:
-        instance_id, name = request.match_info["instance_id"], request.match_info["name"]
-        body = decode_body(await request.read())
-        status = self._fault("raise_event")
-        instance = self.instances.get(instance_id)
-        if status is None:
-            if instance is None:
-                status = 404
-            elif instance.runtime_status not in RUNNING:
-                status = 410
-            else:
-                status = 202
-                instance.events.append((name, body))
-        await self._record(DurableRequest("raise_event", instance_id, name, body, status))
-        return web.Response(status=status)
 
-    async def _get_status(self, request: web.Request) -> web.Response:
-        instance_id = request.match_info["instance_id"]
-        status = self._fault("get_status")
-        instance = self.instances.get(instance_id)
-        if status is None:
-            status = 404 if instance is None else 202 if instance.runtime_status in RUNNING else 200
-        await self._record(DurableRequest("get_status", instance_id, None, None, status))
-        if instance is None or status >= 300:
-            return web.Response(status=status)  # the extension answers an unknown instance with no body
-        return web.json_response(instance.status(), status=status)
+def _started(response: web.StreamResponse) -> str | None:
+    """The instance id a start_new answered with (the management payload's `id`)."""
+    if response.status != 202 or not isinstance(response, web.Response) or not isinstance(response.body, bytes):
+        return None
+    links = json.loads(response.body)
+    return links.get("id") if isinstance(links, dict) else None
