@@ -40,13 +40,13 @@ class Timer:
     index: int
     action: dict[str, Any]
 
-    @property
-    def fire_at(self) -> datetime:
-        return parse_time(self.action["fireAt"])
-
     def cancelled(self, execution: Execution) -> bool:
         """Whether the orchestrator has since cancelled it (a timer of a when_any that lost)."""
         return bool(execution.decided[self.index].get("isCanceled"))
+
+    @property
+    def fire_at(self) -> datetime:
+        return parse_time(self.action["fireAt"])
 
 
 @dataclass
