@@ -118,7 +118,7 @@ class FakeHost:
     def __init__(self, store: FakeStore) -> None:
         self.settings = _settings()
         self.agents = _agents(self.settings.agents_dir)
-        self.metrics = MediaMetrics(dict, dict)
+        self.metrics = MediaMetrics(dict, dict, lambda _stat: {})
         self.control_plane = FakeControlPlane()
         self.writer = FakeWriter(store)
         self._store = store
