@@ -140,6 +140,7 @@ class FakeChannel:
 
     call_id: str
     wire_rate: int
+    writer: FakeWriter
     audio_bytes: int = 0
     events: list[Any] = field(default_factory=list)
 
@@ -154,6 +155,9 @@ class FakeChannel:
 
     def touch(self) -> None:
         return None
+
+    async def update_session(self, mutate: Callable[[CallSession], None]) -> None:
+        await self.writer.update(self.call_id, mutate)
 
 
 @dataclass
@@ -201,7 +205,7 @@ async def drive(adapter_type: type[WireAdapter], frames: Sequence[str | bytes], 
     outcome.consumed = len(frames) - len(ws._frames)
     if outcome.opened is None:
         return outcome
-    channel = FakeChannel(outcome.opened.call_id, outcome.opened.wire_rate)
+    channel = FakeChannel(outcome.opened.call_id, outcome.opened.wire_rate, host.writer)
     outcome.channel = channel
     while (message := ws.next_frame()) is not None:
         outcome.consumed += 1
