@@ -31,8 +31,7 @@ from media_host.transports.browser import BrowserAdapter, register_routes
 from switchboard.logs import configure_logging
 from switchboard.redis_server import RedisServerError
 from switchboard.services import open_services
-from switchboard.settings import Pipeline as PipelineSetting
-from switchboard.settings import Settings, SettingsError, load_settings
+from switchboard.settings import PipelineKind, Settings, SettingsError, load_settings
 
 log = logging.getLogger("media_host")
 
@@ -47,7 +46,7 @@ def _not_ready(_info: CallInfo) -> Pipeline:
 
 async def serve(settings: Settings, library: AgentLibrary) -> None:
     chat_stats = ChatRetryStats()
-    engines = await build_engines(settings, chat_stats) if settings.pipeline is PipelineSetting.CASCADE else None
+    engines = await build_engines(settings, chat_stats) if settings.pipeline is PipelineKind.CASCADE else None
     services = await open_services(settings)
     # With a Function App (CALLBACK_BASE_URL), handoffs and ACS transfer/hang-up requests reach its orchestration.
     writer = SessionWriter(services.store)  # calls' session writes, held through a Redis outage
@@ -99,7 +98,7 @@ def main() -> int:
     try:
         library = AgentLibrary.load(settings.agents_dir)
         check_pipeline(settings)  # fail at start, not on the first call
-        if settings.pipeline is PipelineSetting.CASCADE:
+        if settings.pipeline is PipelineKind.CASCADE:
             check_engines(settings)
     except AgentLoadError as exc:
         print(f"media_host: cannot start: {exc}", file=sys.stderr)

@@ -42,7 +42,7 @@ class ChatEngine(StrEnum):
     OPENAI_COMPATIBLE = "openai_compatible"
 
 
-class Pipeline(StrEnum):
+class PipelineKind(StrEnum):
     CASCADE = "cascade"
     REALTIME = "realtime"
     ECHO = "echo"  # passthrough: proves the telephony path without engines
@@ -186,8 +186,8 @@ class Settings(BaseSettings):
         "Media streaming restarts after a failure (1, 2, 4, 4, 4 s apart: 5 cover a media host restart of 15 s)."))
 
     # --- engine selection ----------------------------------------------------------------------
-    pipeline: Pipeline = Field(
-        Pipeline.CASCADE,
+    pipeline: PipelineKind = Field(
+        PipelineKind.CASCADE,
         description="`cascade` (STT, LLM, TTS), `realtime` (speech to speech) or `echo` (passthrough).",
     )
     echo_prompt_ms: int = Field(2000, ge=0, le=60000, description="Tone the echo pipeline plays first (0: none).")
@@ -294,7 +294,7 @@ class Settings(BaseSettings):
             raise ValueError("CHAT_ENGINE=azure_openai needs AZURE_OPENAI_ENDPOINT and a chat deployment")
         if self.chat_engine is ChatEngine.OPENAI_COMPATIBLE and not self.openai_base_url:
             raise ValueError("CHAT_ENGINE=openai_compatible needs OPENAI_BASE_URL")
-        if self.pipeline is Pipeline.REALTIME and self.resolved_realtime is None:
+        if self.pipeline is PipelineKind.REALTIME and self.resolved_realtime is None:
             raise ValueError("PIPELINE=realtime needs AZURE_OPENAI_ENDPOINT with AZURE_OPENAI_REALTIME_DEPLOYMENT, "
                              "or OPENAI_API_KEY, or REALTIME_WEBSOCKET_URL")
         return self
