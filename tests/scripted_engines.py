@@ -42,13 +42,13 @@ def phrase_frame(phrase: int) -> bytes:
 SILENCE = bytes(FRAME)
 
 
-class EnergyVad:
+class EnergyVoiceActivityDetector:
     sample_rate = RATE
-    made: list[EnergyVad] = []  # every detector created, so a test can look at the call's
+    made: list[EnergyVoiceActivityDetector] = []  # every detector created, so a test can look at the call's
     pause_ms: int | None = None  # when set (by a test), a pause is announced after this much quiet
 
     def __init__(self, end_of_speech_ms: int) -> None:
-        EnergyVad.made.append(self)
+        EnergyVoiceActivityDetector.made.append(self)
         self.end_of_speech_ms = end_of_speech_ms
         self.position = 0.0
         self.speaking = False
@@ -81,19 +81,19 @@ class EnergyVad:
         self.speaking, self.voiced, self.silent = False, 0, 0
 
 
-class ScriptedStt:
+class ScriptedSpeechToText:
     sample_rate = RATE
 
     def __init__(self, phrases: dict[int, str]) -> None:
         self.phrases = phrases
         self.finished = 0
 
-    def stream(self, language: str) -> _SttStream:
-        return _SttStream(self)
+    def stream(self, language: str) -> ScriptedSttStream:
+        return ScriptedSttStream(self)
 
 
-class _SttStream:
-    def __init__(self, stt: ScriptedStt) -> None:
+class ScriptedSttStream:
+    def __init__(self, stt: ScriptedSpeechToText) -> None:
         self.stt = stt
         self.words: list[str] = []
 
@@ -115,7 +115,7 @@ class _SttStream:
         pass
 
 
-class ToneTts:
+class ToneTextToSpeech:
     sample_rate = RATE
 
     def __init__(self) -> None:
@@ -133,7 +133,7 @@ Step = str | tuple[str, dict[str, object]] | Callable[[ChatRequest], str]
 
 
 @dataclass
-class ScriptedChat:
+class ScriptedChatModel:
     """Replies from a script: a string is spoken, (tool, args) calls a tool; after a tool result the
     model speaks `after_tool` (or the tool's JSON content)."""
 
@@ -164,5 +164,5 @@ class ScriptedChat:
 
 
 def scripted_engines(phrases: dict[int, str], script: list[Step], **chat: object) -> Engines:
-    return Engines(vad=EnergyVad, stt=ScriptedStt(phrases), chat=ScriptedChat(script, **chat),  # type: ignore[arg-type]
-                   tts=ToneTts())
+    return Engines(vad=EnergyVoiceActivityDetector, stt=ScriptedSpeechToText(phrases),
+                   chat=ScriptedChatModel(script, **chat), tts=ToneTextToSpeech())  # type: ignore[arg-type]

@@ -16,6 +16,6 @@ dialogue state in `ChatRequest.state` (see `state`), so one engine object serves
 - `brain`: the `ChatModel` itself.
 """
 
-from media_host.brain.brain import OfflineBrain
+from media_host.brain.brain import OfflineBrainChatModel
 
-__all__ = ["OfflineBrain"]
+__all__ = ["OfflineBrainChatModel"]

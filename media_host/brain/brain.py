@@ -20,7 +20,7 @@ from media_host.engines.base import ChatDelta, ChatRequest, TextDelta, ToolCallD
 log = logging.getLogger(__name__)
 
 
-class OfflineBrain:
+class OfflineBrainChatModel:
     """A `ChatModel` without a language model. Stateless: a call's dialogue state is in `request.state`."""
 
     def __init__(self, name: str = "offline") -> None:

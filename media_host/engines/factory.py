@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from media_host.brain import OfflineBrain
+from media_host.brain import OfflineBrainChatModel
 from media_host.engines.azure_openai_chat import azure_openai_chat_from_settings
 from media_host.engines.azure_speech import describe_azure_speech, load_azure_speech
 from media_host.engines.base import ChatModel, Engines, SpeechToText, TextToSpeech
@@ -67,7 +67,7 @@ def cloud_chat(settings: Settings, stats: ChatRetryStats) -> ChatModel | None:
 async def build_engines(settings: Settings, stats: ChatRetryStats | None = None) -> Engines:
     """`stats` receives the cloud chat model's retries and give-ups (the host exports them)."""
     check_engines(settings)
-    brain = OfflineBrain()
+    brain = OfflineBrainChatModel()
     # The embedded VAD always runs (turn-taking is ours); Whisper and the embedded TTS load only where
     # Azure Speech does not replace them, so an Azure-only host never imports them.
     want_stt, want_tts = embedded_selection(settings)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from media_host.brain import OfflineBrain
+from media_host.brain import OfflineBrainChatModel
 from media_host.brain.replies import CLARIFY
 from media_host.engines.azure_openai_chat import azure_openai_chat_from_settings
 from media_host.engines.base import Engines
@@ -47,7 +47,7 @@ def cloud_settings(server: OpenAIServer, **overrides: Any) -> Settings:
 def cloud_engines(chat: ResilientChatModel) -> Engines:
     engines = scripted_engines(PHRASES, [])
     engines.chat = chat
-    engines.fallback_chat = OfflineBrain()
+    engines.fallback_chat = OfflineBrainChatModel()
     return engines
 
 

@@ -22,7 +22,14 @@ from media_host.server import MediaHost
 from media_host.transports.acs import AcsAdapter
 from switchboard.session_models import Speaker
 from tests.media_harness import running_host, seed_call
-from tests.scripted_engines import SILENCE, EnergyVad, ScriptedChat, ScriptedStt, phrase_frame, scripted_engines
+from tests.scripted_engines import (
+    SILENCE,
+    EnergyVoiceActivityDetector,
+    ScriptedChatModel,
+    ScriptedSpeechToText,
+    phrase_frame,
+    scripted_engines,
+)
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "cascade"
 HELLO, QUESTION, MORE, INTERRUPT = 101, 102, 103, 104
@@ -86,7 +93,7 @@ async def test_greeting_then_a_turn_is_answered_and_recorded(redis_url: str) -> 
         session = await host.store.require(call_id)
         assert session.greeted
         chat = engines.chat
-        assert isinstance(chat, ScriptedChat)
+        assert isinstance(chat, ScriptedChatModel)
         assert chat.requests[0].messages[0].content == "You are the front desk of desk."
         assert [m.role for m in chat.requests[0].messages] == ["system", "user"]
         answer = (await host.store.turns(call_id))[2]
@@ -120,7 +127,7 @@ async def test_barge_in_stops_the_agent_and_keeps_only_what_was_heard(redis_url:
         assert "barge_in" in events
         # The model's history keeps only what the caller heard of the interrupted reply.
         chat = engines.chat
-        assert isinstance(chat, ScriptedChat)
+        assert isinstance(chat, ScriptedChatModel)
         history = chat.requests[-1].messages
         assert history[-2].role == "assistant"
         assert history[-2].content.startswith(heard)
@@ -141,7 +148,7 @@ async def test_speech_resumed_before_the_answer_is_one_turn(redis_url: str) -> N
         assert recorded[1:] == [("caller", "what is the answer", False), ("caller", "and another thing", False),
                                 ("agent", "One answer for both.", False)]
         chat = engines.chat
-        assert isinstance(chat, ScriptedChat)
+        assert isinstance(chat, ScriptedChatModel)
         assert [m.content for m in chat.requests[-1].messages if m.role == "user"] == [
             "what is the answer", "and another thing"]
 
@@ -172,14 +179,14 @@ async def test_handoff_switches_agent_greets_and_answers(redis_url: str) -> None
         handoffs = await host.store.handoffs(call_id)
         assert [(h.from_agent, h.to_agent, h.summary) for h in handoffs] == [("front", "back", "wants the back")]
         chat = engines.chat
-        assert isinstance(chat, ScriptedChat)
+        assert isinstance(chat, ScriptedChatModel)
         after = chat.requests[-1]
         assert after.agent.name == "back"
         assert after.messages[0].content == "You are the back office. wants the back"
         assert after.messages[-1].role == "tool"  # the new agent answers the same request
         turns_by_agent = [t.agent for t in await host.store.turns(call_id) if t.speaker is Speaker.AGENT]
         assert turns_by_agent == ["front", "back", "back"]
-        assert EnergyVad.made[-1].end_of_speech_ms == 400  # the back office's turn-taking from now on
+        assert EnergyVoiceActivityDetector.made[-1].end_of_speech_ms == 400  # the back office's turn-taking from now on
 
 
 async def test_transfer_is_requested_after_the_caller_heard_the_reply(redis_url: str) -> None:
@@ -212,7 +219,7 @@ async def test_a_tool_that_ends_the_call_hangs_up_after_the_goodbye(redis_url: s
 
 async def test_a_failing_model_falls_back_and_the_caller_still_gets_an_answer(redis_url: str) -> None:
     engines = scripted_engines(PHRASES, [], fail=True)
-    engines.fallback_chat = ScriptedChat(["The backup answers."], name="brain")
+    engines.fallback_chat = ScriptedChatModel(["The backup answers."], name="brain")
     async with desk_call(redis_url, engines) as (host, call_id, acs):
         await acs.wait_for(lambda r: len(r.audio) >= agent_frames(3))
         await speak(acs, QUESTION)
@@ -287,7 +294,7 @@ async def test_a_noise_that_cut_the_agent_off_gets_the_rest_of_the_reply(redis_u
 
 async def test_a_transcript_started_at_the_pause_is_used_when_the_caller_has_finished(redis_url: str,
                                                                                       monkeypatch) -> None:
-    monkeypatch.setattr(EnergyVad, "pause_ms", 100)
+    monkeypatch.setattr(EnergyVoiceActivityDetector, "pause_ms", 100)
     engines = scripted_engines(PHRASES, ["Quick answer."])
     async with desk_call(redis_url, engines) as (host, call_id, acs):
         await acs.wait_for(lambda r: len(r.audio) >= agent_frames(3))
@@ -295,14 +302,14 @@ async def test_a_transcript_started_at_the_pause_is_used_when_the_caller_has_fin
         recorded = await wait_turns(host, call_id, 3)
         assert recorded[1:] == [("caller", "what is the answer", False), ("agent", "Quick answer.", False)]
         stt = engines.stt
-        assert isinstance(stt, ScriptedStt)
+        assert isinstance(stt, ScriptedSpeechToText)
         assert stt.finished == 1  # decoded once, at the pause: not again at the end of the turn
         marks = (await host.store.turns(call_id))[2].latency_ms
         assert marks["stt_done"] < marks["eos_detected"]  # the text was ready before the window closed
 
 
 async def test_speech_after_the_pause_discards_the_early_transcript(redis_url: str, monkeypatch) -> None:
-    monkeypatch.setattr(EnergyVad, "pause_ms", 100)
+    monkeypatch.setattr(EnergyVoiceActivityDetector, "pause_ms", 100)
     engines = scripted_engines(PHRASES, ["Both parts heard."])
     async with desk_call(redis_url, engines) as (host, call_id, acs):
         await acs.wait_for(lambda r: len(r.audio) >= agent_frames(3))

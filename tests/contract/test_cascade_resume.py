@@ -28,7 +28,7 @@ from tests.contract.test_cascade_mechanics import (
     wait_turns,
 )
 from tests.media_harness import running_host, seed_call
-from tests.scripted_engines import ScriptedChat, ToneTts, scripted_engines
+from tests.scripted_engines import ScriptedChatModel, ToneTextToSpeech, scripted_engines
 
 GREETING = "Hello, front desk."
 
@@ -72,11 +72,11 @@ async def test_a_resumed_call_apologises_instead_of_greeting_and_keeps_every_tur
     assert after == [*before, ("agent", RESUMED, False), ("caller", "and another thing", False),
                      ("agent", "Here is more.", False)]
     tts = engines.tts
-    assert isinstance(tts, ToneTts)
+    assert isinstance(tts, ToneTextToSpeech)
     assert tts.spoken.count(GREETING) == 1  # never replayed
     assert events.count("resumed") == 1
     chat = engines.chat
-    assert isinstance(chat, ScriptedChat)
+    assert isinstance(chat, ScriptedChatModel)
     # The new host's model sees the whole conversation so far (fixed lines like the apology are not prompts).
     assert [m.content for m in chat.requests[-1].messages[1:]] == [
         GREETING, "hello", "Hi there, how can I help?", "and another thing"]
@@ -96,6 +96,6 @@ async def test_a_question_the_drop_left_unanswered_is_answered_after_the_agents_
     apology = "Back office again, sorry about the drop."  # the agent's `replies.resumed`
     assert recorded[2:] == [("agent", apology, False), ("agent", "The answer is forty two.", False)]
     chat = engines.chat
-    assert isinstance(chat, ScriptedChat)
+    assert isinstance(chat, ScriptedChatModel)
     assert len(chat.requests) == 1
     assert chat.requests[0].messages[-1].content == "what is the answer"

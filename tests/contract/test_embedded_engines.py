@@ -31,9 +31,9 @@ from media_host.engines.base import (
     VoiceActivityDetector,
 )
 from media_host.engines.embedded import build, workers
-from media_host.engines.embedded.hibari_tts import HibariTts, rate_to_speed
-from media_host.engines.embedded.vad import SileroVad, SileroVadFactory
-from media_host.engines.embedded.whisper_stt import WhisperStt
+from media_host.engines.embedded.hibari_tts import HibariTextToSpeech, rate_to_speed
+from media_host.engines.embedded.vad import SileroVadFactory, SileroVoiceActivityDetector
+from media_host.engines.embedded.whisper_stt import WhisperSpeechToText
 
 CARD = "My card was stolen, please block it."
 BIRTH = "My date of birth is March third nineteen eighty."
@@ -80,7 +80,7 @@ def speech_bounds_ms(pcm: bytes, rate: int) -> tuple[float, float]:
     return float(loud[0] * 10), float((loud[-1] + 1) * 10)
 
 
-def run_vad(detector: SileroVad, pcm: bytes) -> list[VadEvent]:
+def run_vad(detector: SileroVoiceActivityDetector, pcm: bytes) -> list[VadEvent]:
     step = frame_bytes(detector.sample_rate)
     events: list[VadEvent] = []
     for i in range(0, len(pcm) - step + 1, step):
@@ -103,26 +103,26 @@ async def engines() -> tuple[VadFactory, SpeechToText, TextToSpeech]:
 
 
 @pytest.fixture(scope="module")
-def stt(engines: tuple[VadFactory, SpeechToText, TextToSpeech]) -> WhisperStt:
-    assert isinstance(engines[1], WhisperStt)
+def stt(engines: tuple[VadFactory, SpeechToText, TextToSpeech]) -> WhisperSpeechToText:
+    assert isinstance(engines[1], WhisperSpeechToText)
     return engines[1]
 
 
 @pytest.fixture(scope="module")
-def hibari(engines: tuple[VadFactory, SpeechToText, TextToSpeech]) -> HibariTts:
-    assert isinstance(engines[2], HibariTts)
+def hibari(engines: tuple[VadFactory, SpeechToText, TextToSpeech]) -> HibariTextToSpeech:
+    assert isinstance(engines[2], HibariTextToSpeech)
     return engines[2]
 
 
 @pytest.fixture(scope="module")
-async def speech(hibari: HibariTts) -> dict[str, bytes]:
+async def speech(hibari: HibariTextToSpeech) -> dict[str, bytes]:
     """Each test sentence, synthesised once (24 kHz)."""
     return {text: await synthesize(hibari, text) for text in SENTENCES}
 
 
 # --- STT <- TTS round trips ---------------------------------------------------------------------------
 @pytest.mark.parametrize("text", SENTENCES)
-async def test_hibari_then_whisper_round_trip(stt: WhisperStt, speech: dict[str, bytes], text: str) -> None:
+async def test_hibari_then_whisper_round_trip(stt: WhisperSpeechToText, speech: dict[str, bytes], text: str) -> None:
     pcm = resample(speech[text], 24000, STT_RATE)
     stream = stt.stream("en-US")
     stream.push(pcm)
@@ -136,13 +136,14 @@ async def test_hibari_then_whisper_round_trip(stt: WhisperStt, speech: dict[str,
 
 
 @pytest.mark.parametrize("text", SENTENCES)
-async def test_round_trip_through_an_8khz_telephone_line(stt: WhisperStt, speech: dict[str, bytes], text: str) -> None:
+async def test_round_trip_through_an_8khz_telephone_line(stt: WhisperSpeechToText, speech: dict[str, bytes],
+                                                         text: str) -> None:
     narrowband = resample(speech[text], 24000, 8000)  # what the caller's phone line carries
     heard = await transcribe(stt, resample(narrowband, 8000, STT_RATE))
     assert normalise(heard) == normalise(text), heard
 
 
-async def test_piper_voice_round_trip(stt: WhisperStt) -> None:
+async def test_piper_voice_round_trip(stt: WhisperSpeechToText) -> None:
     pytest.importorskip("piper", reason="piper-tts is the optional GPL extra (requirements-piper.txt)")
     piper = await asyncio.to_thread(build.get_piper_tts)
     await build.warm_up(None, piper)
@@ -172,7 +173,7 @@ async def test_piper_can_declare_24khz() -> None:
 
 
 # --- STT edge cases -----------------------------------------------------------------------------------
-async def test_stt_of_silence_and_tiny_audio_is_empty_without_the_model(stt: WhisperStt) -> None:
+async def test_stt_of_silence_and_tiny_audio_is_empty_without_the_model(stt: WhisperSpeechToText) -> None:
     for pcm in (bytes(2 * STT_RATE * 2), noise(2.0, STT_RATE, 0.0005), bytes(640), b""):
         stream = stt.stream("en-US")
         stream.push(pcm)
@@ -182,7 +183,8 @@ async def test_stt_of_silence_and_tiny_audio_is_empty_without_the_model(stt: Whi
         await stream.aclose()
 
 
-async def test_stt_stream_buffers_long_utterances_and_is_reusable(stt: WhisperStt, speech: dict[str, bytes]) -> None:
+async def test_stt_stream_buffers_long_utterances_and_is_reusable(stt: WhisperSpeechToText,
+                                                                  speech: dict[str, bytes]) -> None:
     stream = stt.stream("en-US")
     for _ in range(500):  # 10 s of 20 ms frames: past the 8 s preallocation
         stream.push(bytes(frame_bytes(STT_RATE)))
@@ -197,7 +199,7 @@ async def test_stt_stream_buffers_long_utterances_and_is_reusable(stt: WhisperSt
 
 
 # --- TTS behaviour ------------------------------------------------------------------------------------
-async def test_hibari_streams_one_chunk_per_sentence_deterministically(hibari: HibariTts) -> None:
+async def test_hibari_streams_one_chunk_per_sentence_deterministically(hibari: HibariTextToSpeech) -> None:
     text = "Thank you for calling. Your card is now blocked. Is there anything else?"
     started = time.perf_counter()
     first_ms = None
@@ -213,7 +215,7 @@ async def test_hibari_streams_one_chunk_per_sentence_deterministically(hibari: H
     print(f"\nhibari: first chunk {first_ms:.0f} ms, RTF {total_s / audio_s:.3f} ({audio_s:.2f} s audio)")
 
 
-async def test_hibari_rate_and_voice_mapping(hibari: HibariTts, caplog: pytest.LogCaptureFixture) -> None:
+async def test_hibari_rate_and_voice_mapping(hibari: HibariTextToSpeech, caplog: pytest.LogCaptureFixture) -> None:
     assert rate_to_speed("+10%") == pytest.approx(1.1)
     assert rate_to_speed("-20%") == pytest.approx(0.8)
     assert rate_to_speed("+300%") == 2.0
@@ -229,7 +231,7 @@ async def test_hibari_rate_and_voice_mapping(hibari: HibariTts, caplog: pytest.L
     assert [c async for c in hibari.synthesize("  ", VOICE, "en-US")] == []
 
 
-async def test_tts_stopped_early_leaves_the_pool_usable(hibari: HibariTts) -> None:
+async def test_tts_stopped_early_leaves_the_pool_usable(hibari: HibariTextToSpeech) -> None:
     text = " ".join(["This is a long answer that the caller interrupts."] * 6)
     stream = hibari.synthesize(text, VOICE, "en-US")
     first = await anext(stream)
@@ -320,7 +322,7 @@ async def test_vad_per_frame_cost(speech: dict[str, bytes]) -> None:
 
 
 # --- never block the loop ---------------------------------------------------------------------------------
-async def test_model_calls_do_not_block_the_event_loop(stt: WhisperStt, hibari: HibariTts,
+async def test_model_calls_do_not_block_the_event_loop(stt: WhisperSpeechToText, hibari: HibariTextToSpeech,
                                                         speech: dict[str, bytes]) -> None:
     tick = 0.005
     lateness: list[float] = []
@@ -381,7 +383,7 @@ async def test_iterate_in_streams_closes_and_propagates() -> None:
         _ = [i async for i in workers.iterate_in("tts", lambda: sentences(5, fail_at=2))]
 
 
-async def test_engines_satisfy_the_interfaces(stt: WhisperStt, hibari: HibariTts) -> None:
+async def test_engines_satisfy_the_interfaces(stt: WhisperSpeechToText, hibari: HibariTextToSpeech) -> None:
     # Checked by mypy (structural): the classes fit the Protocols of media_host.engines.base.
     factory: VadFactory = await asyncio.to_thread(build.get_vad_factory, 16000)
     detector: VoiceActivityDetector = factory(700)
@@ -397,7 +399,8 @@ async def test_engines_satisfy_the_interfaces(stt: WhisperStt, hibari: HibariTts
     assert build.describe("piper")["tts"].startswith("piper")
 
 
-async def test_whisper_alone_loads_and_warms_up_without_a_tts(stt: WhisperStt, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_whisper_alone_loads_and_warms_up_without_a_tts(stt: WhisperSpeechToText,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """STT_ENGINE=embedded with Azure TTS: Whisper warms up on quiet noise; no embedded TTS is loaded for it."""
     from media_host.engines.embedded import whisper_stt
 

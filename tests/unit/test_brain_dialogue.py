@@ -22,7 +22,7 @@ from agents.definitions.banking.sample_bank import SampleBank, bank, reset_bank
 from agents.definitions.banking.tools import FAILURES_KEY
 from agents.definitions.clinic.sample_clinic import SampleClinic, clinic, reset_clinic
 from agents.tools import Authenticated, HandoffRequested, TransferRequested
-from media_host.brain import OfflineBrain
+from media_host.brain import OfflineBrainChatModel
 from media_host.brain.replies import question_for
 from media_host.brain.state import STATE_KEY
 from media_host.engines.base import ChatMessage, ChatModel, ChatRequest, TextDelta, ToolCall, ToolCallDelta
@@ -30,7 +30,7 @@ from tests.unit.test_agents_doc_example import _write_example
 
 MONDAY = date(2025, 12, 1)
 CATALOG = load_catalog(Path("agents/definitions"))
-BRAIN = OfflineBrain()  # one engine for every call, as in the media host
+BRAIN = OfflineBrainChatModel()  # one engine for every call, as in the media host
 
 
 @pytest.fixture(autouse=True)
@@ -479,7 +479,7 @@ def test_a_refused_handoff_is_explained() -> None:
 
 
 def test_the_brain_is_a_chat_model() -> None:
-    model: ChatModel = OfflineBrain()  # checked structurally by mypy
+    model: ChatModel = OfflineBrainChatModel()  # checked structurally by mypy
     assert model.name == "offline"
 
 

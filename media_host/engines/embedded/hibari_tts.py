@@ -58,7 +58,7 @@ class WarnOnce:
             return True
 
 
-class HibariTts:
+class HibariTextToSpeech:
     """`TextToSpeech` over one shared `hibari.Hibari` (load it with `load_hibari`)."""
 
     sample_rate = SAMPLE_RATE

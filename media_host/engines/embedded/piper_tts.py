@@ -45,7 +45,7 @@ VOICE_NAME: Final = "en_US-joe-medium"
 _ESPEAK_LOCK = threading.Lock()  # espeak-ng is process-global
 
 
-class PiperTts:
+class PiperTextToSpeech:
     """`TextToSpeech` over one shared `piper.PiperVoice` (load it with `load_piper`)."""
 
     def __init__(self, voice: PiperVoice, *, output_rate: int | None = None) -> None:

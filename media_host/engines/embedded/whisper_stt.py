@@ -52,7 +52,7 @@ NO_SPEECH_PROB: Final = 0.6  # faster-whisper's rule: likely no speech and a low
 NO_SPEECH_LOGPROB: Final = -1.0
 
 
-class WhisperStt:
+class WhisperSpeechToText:
     """`SpeechToText` over one shared `faster_whisper.WhisperModel` (load it with `load_whisper_model`)."""
 
     sample_rate = SAMPLE_RATE
@@ -146,7 +146,7 @@ class WhisperSttStream:
     `max_seconds`. `finish()` consumes it, so the same stream may take the next utterance.
     """
 
-    def __init__(self, stt: WhisperStt) -> None:
+    def __init__(self, stt: WhisperSpeechToText) -> None:
         self._stt = stt
         self._buf: npt.NDArray[np.int16] | None = np.empty(min(INITIAL_SECONDS * SAMPLE_RATE, stt.max_samples),
                                                            dtype="<i2")
