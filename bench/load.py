@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.load_calls import ConvStep, Target, run_conversation_step, synthesise_voices
+from bench.load_calls import ConvStep, Target, run_conversation_step, synthesize_voices
 from bench.load_ceiling import clean, report, run_ceiling, steps_json, summary, usable_cores
 from bench.media_load import DISTURBED_PCT, STEAL_NOTE_PCT, cpu_model, machine_busy_pct, wait_quiet
 from bench.stats import percentile
@@ -73,8 +73,8 @@ def over(step: ConvStep) -> str | None:
 
 def run_conversation(args: argparse.Namespace) -> dict[str, Any]:
     script = SCRIPT[: args.lines]
-    print(f"\nconversation load: synthesising {len(script)} caller lines at 24 and 16 kHz ...", flush=True)
-    voices = synthesise_voices([line.text for line in script])
+    print(f"\nconversation load: synthesizing {len(script)} caller lines at 24 and 16 kHz ...", flush=True)
+    voices = synthesize_voices([line.text for line in script])
     HOST_LOG.unlink(missing_ok=True)
     redis = EmbeddedRedis()
     redis.start()

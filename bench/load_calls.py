@@ -280,7 +280,7 @@ async def run_conversation_step(target: Target, n: int, stagger_s: float, hold_s
     return step
 
 
-def synthesise_voices(texts: list[str]) -> dict[int, dict[str, bytes]]:
+def synthesize_voices(texts: list[str]) -> dict[int, dict[str, bytes]]:
     """Every caller line at both wire rates, through an 8 kHz telephone band (before any host runs)."""
     from local_stack.callers.scripted import telephone_voice  # noqa: PLC0415 - loads the engines' audio code
     from media_host.engines.embedded.build import get_hibari_tts  # noqa: PLC0415

@@ -4,7 +4,7 @@ host's own marks for the same turns (read back from the call session in Redis).
 Client-side times are all `time.monotonic()` in this process:
 
 - end of speech: the send time of the caller's last *voiced* frame of a line (a frame whose RMS is
-  above `VOICED_DBFS`; the synthesised line ends in silence, which does not count). -60 dBFS, not
+  above `VOICED_DBFS`; the synthesized line ends in silence, which does not count). -60 dBFS, not
   -50: through the 8 kHz band a final fricative ("balance?") sits at -52..-55 dBFS for 80 ms;
 
 - first audio: the arrival of the first agent frame after that;
@@ -32,7 +32,7 @@ from local_stack.callers.live import LiveCaller
 from local_stack.callers.scripted import Line
 from switchboard.session_models import CallState, Speaker
 
-VOICED_DBFS = -60.0  # a frame louder than this (RMS) is speech; the synthesised lines' silence is -93 dBFS
+VOICED_DBFS = -60.0  # a frame louder than this (RMS) is speech; the synthesized lines' silence is -93 dBFS
 QUIET_S = 0.8  # the caller speaks once the agent has been quiet this long (sentence gaps are far shorter)
 REPLY_TIMEOUT_S = 20.0  # no agent audio this long after a line: the line got no reply (a failure)
 WALL_OFFSET = time.time() - time.monotonic()  # monotonic -> wall clock, to match the host's `at` stamps

@@ -2,7 +2,7 @@
 
 Starts an embedded Redis and the media host (`python -m media_host`, PIPELINE=cascade: silero VAD,
 Whisper tiny.en, the offline brain, hibari) as a separate process, then runs simulated banking calls
-over the ACS media socket (local_stack.callers.acs_caller): the caller's lines are synthesised by the same
+over the ACS media socket (local_stack.callers.acs_caller): the caller's lines are synthesized by the same
 TTS engine, band-limited through 8 kHz as a phone line is (local_stack.callers.scripted.telephone_voice), and
 streamed at real-time pace. Each call has six lines, two of them said over the agent (barge-ins).
 The calls run one after another; then (unless --concurrent 0) a pair runs at once, the second
@@ -19,7 +19,7 @@ It reports p50/p95/max of:
   900 ms, the others 600 ms), STT, the chat model to its first token, TTS to its first chunk.
 
 A call takes about 67 s (the agent's replies are played in full); the default 3 + 2 calls about 4.6
-minutes in all. The caller's lines are synthesised once, before the host starts.
+minutes in all. The caller's lines are synthesized once, before the host starts.
 
 Design budgets: turn <= 1.2 s (p50), overhead <= 30 ms, barge-in <= 150 ms. They are reported, not
 asserted: the script always exits 0 once it has run, and prints every line that got no reply.
@@ -156,8 +156,8 @@ def cpu_use(a: CpuSample, b: CpuSample) -> dict[str, float]:
             "other": round(max(0.0, machine - host - redis - bench - steal - softirq), 1)}
 
 
-def synthesise_lines(texts: Iterable[str]) -> dict[str, bytes]:
-    """Every caller line, synthesised once (before the calls, so it never competes with the host)."""
+def synthesize_lines(texts: Iterable[str]) -> dict[str, bytes]:
+    """Every caller line, synthesized once (before the calls, so it never competes with the host)."""
     from local_stack.callers.scripted import telephone_voice  # noqa: PLC0415 - loads the engines' audio code
     from media_host.engines.embedded.build import get_hibari_tts  # noqa: PLC0415
 
@@ -319,7 +319,7 @@ def metrics_check(samples: dict[str, float], calls: list[CallResult]) -> list[st
         f'/metrics switchboard_turn_latency_ms{{mark="total"}}: count {count:.0f}, mean {_ms(mean)} ms. The sessions '
         f"hold {len(played)} reply totals (mean {_ms(statistics.fmean(played) if played else math.nan)} ms) + "
         f"{len(extra)} from agent turns that answer no caller speech (greetings: mean "
-        f"{_ms(statistics.fmean(extra) if extra else math.nan)} ms, the time to synthesise them); "
+        f"{_ms(statistics.fmean(extra) if extra else math.nan)} ms, the time to synthesize them); "
         f"{len(replies) - len(played)} interrupted replies have no total at all",
         f'/metrics mark="barge_in": count {barge_count:.0f}; the sessions hold {barge_events} barge_in events',
     ]
@@ -438,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     for line in header_lines(args):
         print(line, flush=True)
-    voices = synthesise_lines(line.text for line in SCRIPT)
+    voices = synthesize_lines(line.text for line in SCRIPT)
     HOST_LOG.unlink(missing_ok=True)
     redis = EmbeddedRedis()
     redis.start()

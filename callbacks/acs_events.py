@@ -69,7 +69,7 @@ async def raise_event(client: Orchestrations, call_id: str, name: str, data: Any
             await asyncio.sleep(delay)
 
 
-async def _authorise(worker: Worker, call_id: str, token: str | None, authorization: str | None,
+async def _authorize(worker: Worker, call_id: str, token: str | None, authorization: str | None,
                      acs: bool) -> Reply | CallSession:
     """The call's session, or the refusal."""
     try:
@@ -90,7 +90,7 @@ async def _authorise(worker: Worker, call_id: str, token: str | None, authorizat
 async def handle_callbacks(worker: Worker, client: Orchestrations, call_id: str, *, token: str | None,
                            authorization: str | None, body: bytes) -> Reply:
     with bind_call(call_id, call_id):
-        session = await _authorise(worker, call_id, token, authorization, acs=True)
+        session = await _authorize(worker, call_id, token, authorization, acs=True)
         if isinstance(session, Reply):
             log.warning("callback refused", extra={"status": session.status, "reason": session.body["error"]["code"]})
             return session
@@ -135,7 +135,7 @@ async def handle_media_host_event(worker: Worker, client: Orchestrations, call_i
     with bind_call(call_id, call_id):
         if name not in MEDIA_HOST_EVENTS:
             return error(400, "bad_request", f"unknown event {name[:40]!r}")
-        denied = await _authorise(worker, call_id, token, None, acs=False)
+        denied = await _authorize(worker, call_id, token, None, acs=False)
         if isinstance(denied, Reply):
             return denied
         try:

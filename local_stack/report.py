@@ -22,7 +22,7 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.0f}"
 
 
-VOICED_RMS = 300  # PCM16 level above which a caller frame counts as speech (synthesised lines end in silence)
+VOICED_RMS = 300  # PCM16 level above which a caller frame counts as speech (synthesized lines end in silence)
 
 
 def _voiced_end(frames: list[tuple[float, bytes]], start: float, end: float) -> float:

@@ -53,7 +53,7 @@ def scenario_number(scenario: str) -> str:
 
 
 async def caller_voice(lines: list[Line]) -> Voiced:
-    """Every line synthesised before the call (the caller does not think while it talks)."""
+    """Every line synthesized before the call (the caller does not think while it talks)."""
     from media_host.engines.embedded.build import get_hibari_tts  # noqa: PLC0415 - loads the model
 
     speak = telephone_voice(get_hibari_tts(), WIRE_RATE)

@@ -72,7 +72,7 @@ class SessionControlPlane:
 
 class FunctionsControlPlane(SessionControlPlane):
     """Also raises each request to the call's `call_session` orchestration through the Function App
-    (`POST /api/calls/{id}/events/{name}`, authorised by a per-call callback token).
+    (`POST /api/calls/{id}/events/{name}`, authorized by a per-call callback token).
 
     A hang-up or transfer that fails (unreachable, timed out, 5xx, 429) is tried again with backoff: it
     is the only way the orchestration learns of it. A repeat is harmless if an earlier attempt did land

@@ -1,6 +1,6 @@
 """The media host's server: plain HTTP routes and WebSocket transports on one asyncio listener.
 
-Each transport adapter authorises its upgrade request here, so a missing or forged token is an HTTP
+Each transport adapter authorizes its upgrade request here, so a missing or forged token is an HTTP
 401 and never becomes a socket. Calls beyond MEDIA_MAX_CALLS are turned away the way their protocol
 expects. On stop the host drains: it refuses new calls (503 "draining"), lets calls in progress finish
 up to the grace period, then closes the rest with 1001 and a reason.

@@ -1,6 +1,6 @@
 """Per-call signed tokens: HMAC-SHA256 over (call id, purpose, expiry).
 
-A token authorises one call for one purpose (the media socket, ACS callbacks, the browser socket),
+A token authorizes one call for one purpose (the media socket, ACS callbacks, the browser socket),
 until it expires. It is stateless, so both runtimes verify it with the shared signing secret and no
 Redis round trip. The signature is checked in constant time before anything in the token is trusted.
 """

@@ -1,7 +1,7 @@
 """A scripted caller: says each line once the agent has finished talking (or interrupts it), over any live
 caller (ACS or AudioCodes, live.py).
 
-Lines are synthesised by the embedded TTS and passed through a telephone band (8 kHz) before being
+Lines are synthesized by the embedded TTS and passed through a telephone band (8 kHz) before being
 streamed, so the agent hears what a phone call would carry.
 """
 
@@ -35,7 +35,7 @@ class Said:
 
 
 def telephone_voice(tts: TextToSpeech, rate: int, voice: Voice | None = None) -> Voiced:
-    """Synthesise a line, band-limit it to 8 kHz as a phone line does, and return it at `rate`."""
+    """Synthesize a line, band-limit it to 8 kHz as a phone line does, and return it at `rate`."""
     chosen = voice or Voice(embedded="af_heart")
 
     async def speak(text: str) -> bytes:

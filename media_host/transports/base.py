@@ -1,6 +1,6 @@
 """What a transport adapter is: a translator between one wire protocol and the internal call model.
 
-An adapter authorises the upgrade request, reads the opening messages until it knows which call the
+An adapter authorizes the upgrade request, reads the opening messages until it knows which call the
 socket carries (`open`), then turns each wire message into channel input (`on_message`) and each
 outbound frame or event into wire messages. It never decides anything about the conversation.
 

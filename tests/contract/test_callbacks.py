@@ -312,7 +312,7 @@ BAD_REQUEST, UNAUTHORIZED = (400, "bad_request"), (401, "unauthorized")
     ("AgentHandoff", {"x": {"__class__": "Evil"}}, "valid", BAD_REQUEST),
     ("AgentHandoff", {"blob": "x" * 20000}, "valid", BAD_REQUEST),
 ])
-async def test_media_host_events_that_are_unknown_unauthorised_or_malformed_are_refused(
+async def test_media_host_events_that_are_unknown_unauthorized_or_malformed_are_refused(
         harness: Harness, name: str, body: Any, token: str | None, expected: tuple[int, str]) -> None:
     h = harness
     call_id, _ = await h.answered_call()

@@ -116,7 +116,7 @@ def hibari(engines: tuple[VadFactory, SpeechToText, TextToSpeech]) -> HibariText
 
 @pytest.fixture(scope="module")
 async def speech(hibari: HibariTextToSpeech) -> dict[str, bytes]:
-    """Each test sentence, synthesised once (24 kHz)."""
+    """Each test sentence, synthesized once (24 kHz)."""
     return {text: await synthesize(hibari, text) for text in SENTENCES}
 
 

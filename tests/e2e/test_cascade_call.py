@@ -1,6 +1,6 @@
 """A whole banking call on the embedded engines over a real ACS media socket (the issue's acceptance).
 
-The caller's lines are synthesised by the embedded TTS and sent through a telephone band; the agent
+The caller's lines are synthesized by the embedded TTS and sent through a telephone band; the agent
 hears them with silero VAD and Whisper, answers with the offline brain and the real banking tools,
 and speaks with hibari. The agent's audio is transcribed back to check what the caller actually heard.
 """

@@ -1,6 +1,6 @@
 """Azure AI Speech behind the cascade's engine interfaces: `AzureSpeechToText` and `AzureTextToSpeech`.
 
-What runs where: connecting, recognising and synthesising only happen against the real Azure Speech
+What runs where: connecting, recognizing and synthesizing only happen against the real Azure Speech
 service (with a key, or Entra ID on a custom domain) and are not exercised by the unit tests, which
 use no network. Tested locally (tests/unit/test_azure_speech.py): building the SDK configuration for
 each way of authenticating, the SSML, and everything between the SDK's events and the interfaces:

@@ -8,7 +8,7 @@ unit tests drive (with stand-in event objects: SDK event objects cannot be built
 handle).
 
 Errors carry the cancellation reason and code (and the service's detail text as an attribute, kept
-out of the message), never what was said or synthesised.
+out of the message), never what was said or synthesized.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Speech to text with Azure AI Speech: `AzureSpeechToText` and its per-utterance `AzureSttStream`.
 
-16 kHz PCM16 in (the rate the service recognises at; the cascade resamples the caller to it). On its
+16 kHz PCM16 in (the rate the service recognizes at; the cascade resamples the caller to it). On its
 first audio, a stream takes a pre-warmed recognizer from the pool (`recognizer.py`) and runs continuous
 recognition on it: audio is pushed as it comes (held until the recognizer is there), `recognizing` events give
 `partial()`, `recognized` events are the utterance's final phrases. `finish()` closes the audio,
@@ -108,7 +108,7 @@ class AzureSttStream:
             raise RuntimeError("the stream is closed")
         self._ended = True
         if self._opening is None:
-            self._result = Transcript("", EMPTY_CONFIDENCE, 0.0)  # nothing to recognise: no round trip
+            self._result = Transcript("", EMPTY_CONFIDENCE, 0.0)  # nothing to recognize: no round trip
             return self._result
         started = time.perf_counter()
         session = await self._opening

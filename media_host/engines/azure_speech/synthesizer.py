@@ -79,7 +79,7 @@ class PooledSynthesizer:
 
     # --- use ---------------------------------------------------------------------------------------------
     def speak(self, ssml: str) -> None:
-        """Start synthesising (returns at once: the audio comes as events)."""
+        """Start synthesizing (returns at once: the audio comes as events)."""
         self._request = self.synthesizer.speak_ssml_async(ssml)
 
     def settle(self, stop: bool) -> None:

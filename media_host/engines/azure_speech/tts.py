@@ -2,7 +2,7 @@
 
 Each sentence becomes SSML in the agent's voice (`ssml.py`: its Azure name, style and rate, in the
 agent's locale) and is spoken on a synthesizer borrowed from the pool (`synthesizer.py`). The audio
-comes back in pieces, as the service synthesises it (`synthesizing` events): each piece goes through
+comes back in pieces, as the service synthesizes it (`synthesizing` events): each piece goes through
 an `asyncio.Queue` to the caller as soon as it arrives, so playback starts on the first piece rather
 than after the whole sentence. The output format is raw PCM (no WAV header; one is stripped if it
 appears).

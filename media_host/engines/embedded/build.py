@@ -5,7 +5,7 @@
 
 Every load runs in a thread (never on the event loop); STT and TTS load in parallel. The `get_*`
 functions are the blocking, cached loaders underneath (safe to call from several threads: each
-engine is built once). The warm-up synthesises a short sentence, then recognises it, so the first
+engine is built once). The warm-up synthesizes a short sentence, then recognizes it, so the first
 call's first reply and first transcription do not pay one-off costs (CTranslate2 and onnxruntime
 allocate on their first run; cold and warm figures: docs/performance.md). hibari's G2P lexicons are
 loaded with the model, so the first sentence does not pay for them either.

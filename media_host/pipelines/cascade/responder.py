@@ -48,7 +48,7 @@ class Responder:
         self.call, self.conv, self.engines, self.control_plane = call, conv, engines, control_plane
         self.on_utterance = on_utterance  # the pipeline tracks what is playing, for barge-in and the transcript
         self.ending = Ending()
-        self.active: Utterance | None = None  # the reply being synthesised right now
+        self.active: Utterance | None = None  # the reply being synthesized right now
         self.held = False  # the caller heard the holding phrase this turn
 
     def utterance(self, clock: TurnClock | None = None) -> Utterance:

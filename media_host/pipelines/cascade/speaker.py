@@ -1,4 +1,4 @@
-"""Speaking one agent reply: text streams in, sentences are synthesised and played in order.
+"""Speaking one agent reply: text streams in, sentences are synthesized and played in order.
 
 The first sentence goes to TTS as soon as it is complete, so the caller hears the start of a reply
 while the model is still writing the rest. Each sentence's position in the outbound stream is kept,
@@ -61,7 +61,7 @@ class Utterance:
         self._text: list[str] = []
         self._buffer = ""
         self._sentences: asyncio.Queue[str | None] = asyncio.Queue()
-        self._task = asyncio.create_task(self._synthesise(), name="tts")
+        self._task = asyncio.create_task(self._synthesize(), name="tts")
 
     @property
     def text(self) -> str:
@@ -75,7 +75,7 @@ class Utterance:
             self._sentences.put_nowait(sentence)
 
     async def finish(self) -> None:
-        """Synthesise what is left; returns when all the audio is queued (not yet played)."""
+        """Synthesize what is left; returns when all the audio is queued (not yet played)."""
         if self._buffer.strip():
             self._sentences.put_nowait(self._buffer.strip())
         self._buffer = ""
@@ -118,7 +118,7 @@ class Utterance:
         rest = [s.text for s in self.spoken if s.end > position]
         return " ".join(rest) if rest else ""
 
-    async def _synthesise(self) -> None:
+    async def _synthesize(self) -> None:
         while (sentence := await self._sentences.get()) is not None:
             start = self.call.stream_position
             submitted = time.monotonic()

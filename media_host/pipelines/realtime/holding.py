@@ -1,7 +1,7 @@
 """The holding phrase of a Realtime call: what the caller hears while the Realtime service is unreachable.
 
 The model is the only voice a Realtime call has, so when its socket is down or silent nothing can be
-synthesised. The phrase (Conversation.holding_phrase, the same as the cascade's) is therefore rendered
+synthesized. The phrase (Conversation.holding_phrase, the same as the cascade's) is therefore rendered
 ahead of time by the model itself, in the session's own voice: once the session is configured, an
 out-of-band response (`conversation: "none"`, no input: it leaves no trace in the conversation) asks the
 model to say it, and its audio is kept in `HoldingClips`, shared by the process's calls, per voice and
