@@ -343,7 +343,7 @@ class Step:
 
 
 async def _seed_acs(redis_url: str, secret: str, n: int) -> list[tuple[str, str]]:
-    """Store a session per call as the incoming-call handler would (tests/media_harness.seed_call)."""
+    """Store a session per call as the incoming-call handler would (tests/support/media_harness.seed_call)."""
     store = SessionStore(connect_redis(redis_url), TokenSigner(secret), ttl_seconds=3600)
     try:
         ids = [f"bench-{uuid.uuid4().hex[:12]}" for _ in range(n)]

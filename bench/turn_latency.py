@@ -110,7 +110,7 @@ def start_host(redis: EmbeddedRedis, log_path: Path = HOST_LOG, max_calls: int =
 
 
 async def seed(store: SessionStore) -> tuple[str, str]:
-    """A session as the incoming-call handler stores it (tests/media_harness.seed_call): banking, `auth`."""
+    """A session as the incoming-call handler stores it (tests/support/media_harness.seed_call): banking, `auth`."""
     call_id = f"bench-turn-{uuid.uuid4().hex[:10]}"
     await store.create(CallSession(call_id=call_id, scenario="banking", current_agent="auth",
                                    caller="+14255550123", callee="+18005550100"))

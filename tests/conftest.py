@@ -15,7 +15,7 @@ from switchboard.session_store import SessionStore, connect_redis
 from switchboard.tokens import TokenSigner
 
 if TYPE_CHECKING:
-    from tests.functions_harness import Harness
+    from tests.support.functions_harness import Harness
 
 TEST_SECRET = "test-signing-secret-0123456789abcdef"
 
@@ -45,7 +45,7 @@ async def store(redis_url: str) -> AsyncIterator[SessionStore]:
 @pytest.fixture
 async def harness(redis_url: str, tmp_path: Path) -> AsyncIterator[Harness]:
     """The Function App's routes on a local function host, with a local ACS and a fake Durable webhook."""
-    from tests.functions_harness import open_harness
+    from tests.support.functions_harness import open_harness
 
     async with open_harness(redis_url, tmp_path) as opened:
         yield opened

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from media_host.transports import audiocodes_models as wire
-from tests.audiocodes_client import BOT_EVENT_NAMES, BOT_MESSAGE_TYPES, violations_in
+from tests.support.audiocodes_client import BOT_EVENT_NAMES, BOT_MESSAGE_TYPES, violations_in
 
 CONVERSATION = "4a5b4b9d-dab7-42d0-a977-6740c9349588"
 

@@ -29,7 +29,7 @@ from azure.core.messaging import CloudEvent
 from azure.eventgrid import EventGridEvent, SystemEventNames
 
 from tests.conformance.examples import INCOMING_CALL
-from tests.functions_harness import Harness, grid_event, reply_json
+from tests.support.functions_harness import Harness, grid_event, reply_json
 
 CALL_ID = "d732db64-4803-462d-be9c-518943ea2b7a"
 

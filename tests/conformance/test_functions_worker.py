@@ -20,7 +20,7 @@ import pytest
 from local_stack import function_host, worker_index
 from orchestrations import Activity
 from switchboard.settings import PROJECT_ROOT
-from tests.functions_index import functions
+from tests.support.functions_index import functions
 
 APPS = Path(__file__).resolve().parents[1] / "fixtures" / "worker_apps"
 

@@ -3,7 +3,7 @@
 
 Grounded in the openai SDK's generated client-event models, openai 3.63.0: `openai.types.realtime`
 RealtimeClientEvent (GA) and `openai.types.beta.realtime` RealtimeClientEvent (beta), applied as the local
-Realtime server applies them (tests/realtime_events.py): a field the models do not define is refused, as
+Realtime server applies them (tests/support/realtime_events.py): a field the models do not define is refused, as
 the service refuses it (`unknown_parameter`).
 
 Not checkable without the service: values the models type loosely (a voice or model name, a tool's JSON
@@ -19,7 +19,7 @@ import pytest
 from agents import Agent, AgentLibrary, PromptVariables
 from media_host.pipelines.realtime.protocol import Dialect, SessionConfig, Transcription
 from switchboard.settings import RealtimeFlavor, load_settings
-from tests.realtime_events import client_problems
+from tests.support.realtime_events import client_problems
 
 FLAVORS = [RealtimeFlavor.GA, RealtimeFlavor.BETA]
 

@@ -10,10 +10,10 @@ Grounded in:
   https://platform.openai.com/docs/api-reference/realtime-beta-server-events and .../realtime-beta-client-events.
 - The openai SDK's generated models, openai 3.63.0: `openai.types.realtime` (GA) and
   `openai.types.beta.realtime` (beta) RealtimeServerEvent / RealtimeClientEvent, through
-  tests/realtime_events.py, as the local Realtime server uses them.
+  tests/support/realtime_events.py, as the local Realtime server uses them.
 
 Not checkable without the service: the order and timing of a live session's events (the local server follows
-the documented order, tests/realtime_responses.py), Azure's own deviations beyond the transcription
+the documented order, tests/support/realtime_responses.py), Azure's own deviations beyond the transcription
 deployment (test_realtime_azure.py), and what the service does with a value the models accept.
 """
 
@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 from media_host.pipelines.realtime.protocol import ResponseDone, canonical_type, parse
-from tests.realtime_events import CLIENT, DOCUMENTED_EXTRAS, SERVER, Problem, client_problems, problems
+from tests.support.realtime_events import CLIENT, DOCUMENTED_EXTRAS, SERVER, Problem, client_problems, problems
 
 EXAMPLES = json.loads((Path(__file__).parent / "realtime_reference_examples.json").read_text())
 

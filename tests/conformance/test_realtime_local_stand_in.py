@@ -1,8 +1,8 @@
-"""OpenAI Realtime API: the local Realtime server (tests/realtime_server.py) is strict as the service is, over
+"""OpenAI Realtime API: the local Realtime server (tests/support/realtime_server.py) is strict as the service is, over
 a plain WebSocket, in both dialects.
 
-Grounded in the openai SDK's event models, openai 3.63.0 (tests/realtime_events.py), and the documented event
-order (tests/realtime_responses.py: the API reference's server events and their docstrings, "also emitted
+Grounded in the openai SDK's event models, openai 3.63.0 (tests/support/realtime_events.py), and the documented event
+order (tests/support/realtime_responses.py: the API reference's server events and their docstrings, "also emitted
 when a Response is interrupted, incomplete, or cancelled"; ResponseCancelEvent: "The server will respond
 with a response.done event with a status of response.status=cancelled. If there is no response to cancel,
 the server will respond with an error"). The service's refusal of an unknown field, `unknown_parameter`
@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from tests.realtime_events import NonConformingEvent, check_server_event
-from tests.realtime_server import RealtimeServer, Speak
+from tests.support.realtime_events import NonConformingEvent, check_server_event
+from tests.support.realtime_server import RealtimeServer, Speak
 
 FLAVORS = ["ga", "beta"]
 

@@ -17,8 +17,8 @@ from local_stack.callers.acs_client import AcsClient
 from media_host.transports.acs import AcsAdapter
 from switchboard.acs_auth import AcsAuthError, AcsJwtVerifier
 from switchboard.redis_server import free_port
-from tests.jwks_server import AUDIENCE, ISSUER, Signer, jwks_endpoint, jwks_server
-from tests.media_harness import running_host, seed_call
+from tests.support.jwks_server import AUDIENCE, ISSUER, Signer, jwks_endpoint, jwks_server
+from tests.support.media_harness import running_host, seed_call
 
 ACS = Signer("acs-key-1")
 ROTATED = Signer("acs-key-2")

@@ -21,7 +21,7 @@ from media_host.pipelines.echo import EchoPipeline
 from media_host.server import MediaHost
 from media_host.transports.acs import AcsAdapter
 from switchboard.tokens import Purpose, TokenSigner
-from tests.media_harness import echo_pipelines, running_host, seed_call
+from tests.support.media_harness import echo_pipelines, running_host, seed_call
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "payloads"
 LOUD = (12000).to_bytes(2, "little", signed=True) * 480  # a 20 ms square-ish frame at 24 kHz, far above VAD

@@ -36,8 +36,8 @@ from media_host.pipelines import Pipeline
 from media_host.pipelines.echo import EchoPipeline, tone
 from media_host.server import MediaHost
 from media_host.transports.audiocodes import AudioCodesAdapter
-from tests.audiocodes_client import AudioCodesClient, payload
-from tests.media_harness import AUDIOCODES_TOKEN, echo_pipelines, running_host
+from tests.support.audiocodes_client import AudioCodesClient, payload
+from tests.support.media_harness import AUDIOCODES_TOKEN, echo_pipelines, running_host
 
 
 def pattern(n: int, size: int = 640) -> bytes:

@@ -42,7 +42,7 @@ from media_host.transports.browser import BrowserAdapter, create_session, regist
 from switchboard.session_models import CallPhase, CallSession
 from switchboard.tokens import Purpose, TokenError, TokenSigner
 from tests.conftest import TEST_SECRET
-from tests.media_harness import echo_pipelines, running_host
+from tests.support.media_harness import echo_pipelines, running_host
 
 PATH = BrowserAdapter.path
 TRANSFER_TARGET = "+18005550199"  # EchoPipeline's default

@@ -16,7 +16,7 @@ from switchboard.call_records import build_record, caller_salt
 from switchboard.logs import mask_phone
 from switchboard.session_models import CallEvent, Speaker, Turn
 from switchboard.tokens import Purpose
-from tests.functions_harness import (
+from tests.support.functions_harness import (
     AGENT,
     BANKING,
     CALLER,
@@ -25,7 +25,7 @@ from tests.functions_harness import (
     query_token,
     reply_json,
 )
-from tests.functions_index import functions
+from tests.support.functions_index import functions
 
 CALLEE = "+14255550199"
 

@@ -29,7 +29,7 @@ from switchboard.call_records.sqlite import SqliteRecordStore
 from switchboard.session_models import CallEvent, CallSession, CallState, HandoffRecord, Speaker, Turn
 from switchboard.session_store import SessionStore
 from switchboard.settings import load_settings
-from tests.cosmos_server import COSMOS_KEY, cosmos_endpoint  # noqa: F401  (a fixture, used by name)
+from tests.support.cosmos_server import COSMOS_KEY, cosmos_endpoint  # noqa: F401  (a fixture, used by name)
 
 CALLER = "+14255550123"
 TTL_DAYS = 30

@@ -23,7 +23,7 @@ from switchboard.redis_server import free_port
 from switchboard.session_models import CallSession
 from switchboard.tokens import Purpose, TokenSigner
 from tests.conftest import TEST_SECRET
-from tests.functions_harness import (
+from tests.support.functions_harness import (
     AGENT,
     Harness,
     open_harness,
@@ -31,7 +31,7 @@ from tests.functions_harness import (
     query_token,
     reply_json,
 )
-from tests.jwks_server import AUDIENCE, Signer, jwks_server
+from tests.support.jwks_server import AUDIENCE, Signer, jwks_server
 
 ORCHESTRATION_PAYLOADS = {
     "CallConnected": "acs_callback_call_connected",

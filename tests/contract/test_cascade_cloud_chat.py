@@ -29,8 +29,8 @@ from tests.contract.test_cascade_mechanics import (
     speak,
     wait_turns,
 )
-from tests.openai_server import Call, Hang, OpenAIServer, Reply, ScriptItem, rate_limited, server_error
-from tests.scripted_engines import scripted_engines
+from tests.support.openai_server import Call, Hang, OpenAIServer, Reply, ScriptItem, rate_limited, server_error
+from tests.support.scripted_engines import scripted_engines
 
 TIMEOUT_S = 0.3
 GREETING_WORDS = 3  # "Hello, front desk."

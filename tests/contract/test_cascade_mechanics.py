@@ -21,8 +21,8 @@ from media_host.pipelines.cascade import CascadePipeline
 from media_host.server import MediaHost
 from media_host.transports.acs import AcsAdapter
 from switchboard.session_models import Speaker
-from tests.media_harness import running_host, seed_call
-from tests.scripted_engines import (
+from tests.support.media_harness import running_host, seed_call
+from tests.support.scripted_engines import (
     SILENCE,
     EnergyVoiceActivityDetector,
     ScriptedChatModel,
@@ -243,7 +243,7 @@ async def test_an_openai_compatible_model_chosen_by_settings_holds_the_turn(redi
     """CHAT_ENGINE=openai_compatible: the real openai SDK, over HTTP, calls a tool and phrases the answer."""
     from media_host.engines.openai_chat import openai_chat_from_settings
     from switchboard.settings import load_settings
-    from tests.openai_server import Call, OpenAIServer, Reply
+    from tests.support.openai_server import Call, OpenAIServer, Reply
 
     script = [Reply(tool_calls=[Call("desk_lookup", {"what": "hours"})]),
               Reply(deltas=["It is ", "open all day. ", "Anything else?"])]

@@ -27,8 +27,8 @@ from tests.contract.test_cascade_mechanics import (
     speak,
     wait_turns,
 )
-from tests.media_harness import running_host, seed_call
-from tests.scripted_engines import ScriptedChatModel, ToneTextToSpeech, scripted_engines
+from tests.support.media_harness import running_host, seed_call
+from tests.support.scripted_engines import ScriptedChatModel, ToneTextToSpeech, scripted_engines
 
 GREETING = "Hello, front desk."
 

@@ -23,8 +23,8 @@ from media_host.transports import runner
 from media_host.transports.acs import AcsAdapter
 from switchboard.redis_server import free_port
 from switchboard.session_store import SessionStore
-from tests.media_harness import running_host, seed_call
-from tests.waits import first_done
+from tests.support.media_harness import running_host, seed_call
+from tests.support.waits import first_done
 
 RUNNER = "media_host.transports.runner"
 

@@ -31,8 +31,8 @@ from media_host.transports.browser import register_routes
 from switchboard.session_models import CallSession
 from switchboard.tokens import Purpose, TokenSigner
 from tests.conftest import TEST_SECRET
-from tests.functions_harness import Harness, open_harness, query_token
-from tests.media_harness import AUDIOCODES_TOKEN, running_host
+from tests.support.functions_harness import Harness, open_harness, query_token
+from tests.support.media_harness import AUDIOCODES_TOKEN, running_host
 
 OTHER_SECRET = "another-secret-0123456789abcdef"
 Mint = Callable[[str, Purpose], str]  # (call id, purpose) -> a valid token

@@ -23,7 +23,7 @@ import pytest
 from local_stack.acs import AcsRequest, EventGridSubscription
 from local_stack.acs.calls import cloud_event
 from switchboard.call_records import CallRecord
-from tests.functions_harness import Harness, open_harness
+from tests.support.functions_harness import Harness, open_harness
 
 N = 12  # deliveries of one event at once
 

@@ -1,4 +1,4 @@
-"""The fault-injecting proxy itself (tests/fault_proxy.py), in front of a loopback echo server: bytes pass
+"""The fault-injecting proxy itself (tests/support/fault_proxy.py), in front of a loopback echo server: bytes pass
 intact both ways, `drop` resets open connections and accepts new ones, `latency` holds every chunk, and a
 blackhole forwards nothing (holding new connections) until it resumes or drops."""
 
@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.fault_proxy import FaultProxy
+from tests.support.fault_proxy import FaultProxy
 
 
 class Echo:

@@ -21,7 +21,7 @@ from media_host.transports.acs_models import InboundMessage
 from orchestrations.models import CallSessionInput
 from switchboard.session_models import CallPhase
 from switchboard.tokens import Purpose
-from tests.functions_harness import (
+from tests.support.functions_harness import (
     BANKING,
     CALLER,
     CLINIC,

@@ -31,7 +31,7 @@ from tests.contract.test_local_acs import (  # noqa: F401 - receiver is a fixtur
     answer,
     receiver,
 )
-from tests.waits import first_done
+from tests.support.waits import first_done
 
 
 class Legs:

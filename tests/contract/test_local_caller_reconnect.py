@@ -13,7 +13,7 @@ import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
 from local_stack.callers.acs_caller import AcsMediaClient
-from tests.waits import first_done
+from tests.support.waits import first_done
 
 FRAME = bytes(960)  # 20 ms at 24 kHz
 

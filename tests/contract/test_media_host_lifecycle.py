@@ -12,7 +12,7 @@ from websockets.exceptions import InvalidStatus
 from local_stack.callers.acs_client import AcsClient
 from media_host.server import MediaHost
 from media_host.transports.acs import AcsAdapter
-from tests.media_harness import running_host, seed_call
+from tests.support.media_harness import running_host, seed_call
 
 
 async def _http(host: MediaHost, path: str) -> tuple[int, str]:

@@ -13,7 +13,7 @@ from media_host.main import CHAT_FAILURES
 from media_host.metrics import Counter
 from media_host.server import MediaHost
 from media_host.transports.acs import AcsAdapter
-from tests.media_harness import running_host
+from tests.support.media_harness import running_host
 
 # What a remote service may put in a label (a Realtime error `code`): a quote, a backslash and a newline.
 AWKWARD = 'rate "limit" \\ exceeded\nretry'

@@ -10,7 +10,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from local_stack.callers.acs_client import AcsClient
 from media_host.transports.acs import AcsAdapter
 from switchboard.settings import load_settings
-from tests.media_harness import running_host, seed_call
+from tests.support.media_harness import running_host, seed_call
 
 EXPORTER = InMemorySpanExporter()
 

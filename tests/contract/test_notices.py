@@ -11,7 +11,7 @@ from media_host.events import CallerHungUp, TransferStatusReceived
 from media_host.pipelines.base import Pipeline
 from media_host.transports.acs import AcsAdapter
 from switchboard.session_models import CallEvent
-from tests.media_harness import running_host, seed_call
+from tests.support.media_harness import running_host, seed_call
 
 
 class Recorder:

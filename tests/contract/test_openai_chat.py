@@ -21,7 +21,7 @@ from media_host.engines.openai_chat import (
     retry_after_s,
 )
 from switchboard.settings import load_settings
-from tests.openai_server import (
+from tests.support.openai_server import (
     Call,
     Hang,
     HttpError,

@@ -1,4 +1,4 @@
-"""A Realtime call on Azure OpenAI (tests/realtime_harness.py `azure`: the openai client's Azure paths to the
+"""A Realtime call on Azure OpenAI (tests/support/realtime_harness.py `azure`: the openai client's Azure paths to the
 local Realtime server, GA `/openai/v1/realtime?model=D` and preview `/openai/realtime?deployment=D`).
 
 Azure takes a deployment name, not a model name, as the session's input transcription model ("Azure
@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.realtime_harness import FLAVORS, agents_dir, realtime_call
-from tests.realtime_server import RealtimeServer, Speak
+from tests.support.realtime_harness import FLAVORS, agents_dir, realtime_call
+from tests.support.realtime_server import RealtimeServer, Speak
 
 __all__ = ["agents_dir"]  # the scenario fixture (session-scoped: its tools module is loaded once)
 

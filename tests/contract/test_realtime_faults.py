@@ -1,5 +1,5 @@
-"""The Realtime service fails upstream: the fault proxy (tests/fault_proxy.py) sits between the real `openai`
-client of a media host's Realtime pipeline and the local Realtime server (tests/realtime_server.py), on a
+"""The Realtime service fails upstream: the fault proxy (tests/support/fault_proxy.py) sits between the real `openai`
+client of a media host's Realtime pipeline and the local Realtime server (tests/support/realtime_server.py), on a
 call over a real ACS socket and Redis.
 
 The pipeline notices a dead or silent socket, reconnects and restores the session; while the caller waits
@@ -25,11 +25,11 @@ from media_host.pipelines.realtime.client import realtime_connector
 from media_host.pipelines.realtime.pipeline import Liveness, RealtimePipeline
 from media_host.server import MediaHost
 from media_host.transports.acs import AcsAdapter
-from tests.fault_proxy import FaultProxy
-from tests.media_harness import running_host, seed_call
-from tests.realtime_harness import QUIET, RtCall, agents_dir, item_texts
-from tests.realtime_server import RealtimeServer, Speak
-from tests.realtime_wire import HOLD_MARKER, marker_of
+from tests.support.fault_proxy import FaultProxy
+from tests.support.media_harness import running_host, seed_call
+from tests.support.realtime_harness import QUIET, RtCall, agents_dir, item_texts
+from tests.support.realtime_server import RealtimeServer, Speak
+from tests.support.realtime_wire import HOLD_MARKER, marker_of
 
 __all__ = ["agents_dir"]  # the scenario fixture (session-scoped: its tools module is loaded once)
 

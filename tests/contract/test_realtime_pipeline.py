@@ -1,8 +1,8 @@
 """The Realtime pipeline over a real ACS socket and Redis, with the real openai client talking to a
-local Realtime server (tests/realtime_server.py) in the GA and in the beta dialect: turns, barge-in, the
+local Realtime server (tests/support/realtime_server.py) in the GA and in the beta dialect: turns, barge-in, the
 socket dropping, errors, DTMF, connecting (tool calls: test_realtime_tools.py).
 
-Every test is a call (tests/realtime_harness.py): a simulated ACS media stream into a running media host
+Every test is a call (tests/support/realtime_harness.py): a simulated ACS media stream into a running media host
 whose pipeline connects, through `REALTIME_WEBSOCKET_URL`, to the scripted server. The server's audio
 carries a marker in each 20 ms frame, so what the caller got of each response is counted exactly.
 """
@@ -17,9 +17,9 @@ import pytest
 from local_stack.callers.acs import dtmf
 from media_host.pipelines.realtime.client import realtime_connector
 from switchboard.settings import load_settings
-from tests.realtime_harness import FAR_END_MS, FLAVORS, QUIET, RtCall, agents_dir, item_texts, realtime_call
-from tests.realtime_server import RealtimeServer, Speak
-from tests.realtime_wire import error, rate_limits
+from tests.support.realtime_harness import FAR_END_MS, FLAVORS, QUIET, RtCall, agents_dir, item_texts, realtime_call
+from tests.support.realtime_server import RealtimeServer, Speak
+from tests.support.realtime_wire import error, rate_limits
 
 # The harness, for the modules that import it from here (the fixture is session-scoped: its tools
 # module is loaded once).

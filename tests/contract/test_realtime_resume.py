@@ -18,9 +18,9 @@ from media_host.pipelines.realtime import realtime_pipeline_from_settings
 from media_host.transports.acs import AcsAdapter
 from switchboard.session_models import Speaker, Turn
 from switchboard.tokens import Purpose
-from tests.media_harness import running_host, seed_call
-from tests.realtime_harness import RtCall, agents_dir, item_texts
-from tests.realtime_server import RealtimeServer, Speak
+from tests.support.media_harness import running_host, seed_call
+from tests.support.realtime_harness import RtCall, agents_dir, item_texts
+from tests.support.realtime_server import RealtimeServer, Speak
 
 __all__ = ["agents_dir"]  # the scenario fixture (session-scoped: its tools module is loaded once)
 

@@ -1,4 +1,4 @@
-"""Tool calls in a Realtime call (tests/realtime_harness.py: a real ACS socket, Redis, the openai client and
+"""Tool calls in a Realtime call (tests/support/realtime_harness.py: a real ACS socket, Redis, the openai client and
 the local Realtime server, GA and beta): a call runs the agent's tool and the model goes on; a handoff
 switches the session; a transfer or hang-up waits for the reply to be heard.
 
@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
-from tests.realtime_harness import FLAVORS, RtCall, agents_dir, item_texts, realtime_call
-from tests.realtime_server import CallTool, RealtimeServer, Speak
-from tests.realtime_wire import voice_of
+from tests.support.realtime_harness import FLAVORS, RtCall, agents_dir, item_texts, realtime_call
+from tests.support.realtime_server import CallTool, RealtimeServer, Speak
+from tests.support.realtime_wire import voice_of
 
 __all__ = ["agents_dir"]  # the scenario fixture (session-scoped: its tools module is loaded once)
 

@@ -1,4 +1,4 @@
-"""Redis goes away mid-call: the fault proxy (tests/fault_proxy.py) sits between a real media host (the
+"""Redis goes away mid-call: the fault proxy (tests/support/fault_proxy.py) sits between a real media host (the
 cascade, scripted engines, a real ACS socket) and the session's real valkey.
 
 While Redis is unreachable the call goes on: the caller is answered, handed over to another agent and
@@ -35,8 +35,8 @@ from tests.contract.test_cascade_mechanics import (
     speak,
     wait_turns,
 )
-from tests.fault_proxy import FaultProxy
-from tests.scripted_engines import scripted_engines
+from tests.support.fault_proxy import FaultProxy
+from tests.support.scripted_engines import scripted_engines
 
 Outage = Callable[[FaultProxy], Awaitable[None]]
 

@@ -39,7 +39,7 @@ from media_host.engines.resilient_chat import (
 )
 from switchboard.settings import Settings, load_settings
 from tests.contract.test_openai_chat import VERIFY_ARGS, calls, request, texts
-from tests.openai_server import (
+from tests.support.openai_server import (
     Call,
     Hang,
     HttpError,

@@ -1,5 +1,5 @@
-"""The cascade's chat model fails upstream: the fault proxy (tests/fault_proxy.py) sits between the real
-`openai` SDK (behind the retry policy) and the local chat server (tests/openai_server.py), on a cascade
+"""The cascade's chat model fails upstream: the fault proxy (tests/support/fault_proxy.py) sits between the real
+`openai` SDK (behind the retry policy) and the local chat server (tests/support/openai_server.py), on a cascade
 call over a real ACS socket and Redis, with scripted STT and TTS (100 ms of audio per word).
 
 When the model is slow (latency) or silent (a blackhole), the caller hears the holding phrase instead
@@ -24,8 +24,8 @@ from switchboard.settings import load_settings
 from tests.contract.test_cascade_cloud_chat import cloud_engines, events
 from tests.contract.test_cascade_mechanics import HELLO, QUESTION, agent_frames, desk_call, silence, speak
 from tests.contract.test_cascade_mechanics import turns as recorded_turns
-from tests.fault_proxy import FaultProxy
-from tests.openai_server import OpenAIServer, Reply, ScriptItem
+from tests.support.fault_proxy import FaultProxy
+from tests.support.openai_server import OpenAIServer, Reply, ScriptItem
 
 GREETING = ("agent", "Hello, front desk.", False)
 HOLDING = ("agent", HOLDING_PHRASE, False)

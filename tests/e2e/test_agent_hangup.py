@@ -7,7 +7,7 @@ orchestration, which hangs up through ACS (`:terminate`) and ends with the agent
 
 - echo: the caller presses `#` (DtmfData on the ACS media socket);
 - cascade: the caller says goodbye, the embedded brain picks the desk's hang-up tool (embedded Whisper/TTS);
-- Realtime: the local Realtime server (tests/realtime_server.py) calls the hang-up tool after the turn.
+- Realtime: the local Realtime server (tests/support/realtime_server.py) calls the hang-up tool after the turn.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from local_stack.stack import LocalStack, StackOptions
 from media_host.pipelines.echo import tone
 from orchestrations.models import EndReason
 from switchboard.settings import PROJECT_ROOT
-from tests.realtime_server import CallTool, RealtimeServer, Speak
+from tests.support.realtime_server import CallTool, RealtimeServer, Speak
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 

@@ -18,7 +18,7 @@ from media_host.pipelines.cascade import CascadePipeline
 from media_host.transports.acs import AcsAdapter
 from switchboard.session_models import Speaker
 from tests.e2e.conftest import digits, transcribe
-from tests.media_harness import running_host, seed_call
+from tests.support.media_harness import running_host, seed_call
 
 pytestmark = pytest.mark.slow
 

@@ -4,7 +4,7 @@ and the local ACS, each a real process or server, with the embedded engines.
 The caller dials the bank; the answer request, the orchestration's final state, the call record in
 the store, what the agent actually said (its audio, transcribed back) and a clean shutdown are checked.
 Every log of the call (both hosts' files, the driver's output and log records) is audited for what
-must never be logged (tests/log_audit.py): the banking call in text format, a short call in JSON.
+must never be logged (tests/support/log_audit.py): the banking call in text format, a short call in JSON.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from media_host.engines.base import Engines
 from switchboard.call_records.sqlite import SqliteRecordStore
 from switchboard.settings import PROJECT_ROOT
 from tests.e2e.conftest import digits, transcribe
-from tests.log_audit import audit, formatted, url_secrets
+from tests.support.log_audit import audit, formatted, url_secrets
 
 pytestmark = pytest.mark.slow
 BEARER = "e2e-audiocodes-bearer-0123456789abcdef"  # set, so the audit can look for it

@@ -32,7 +32,7 @@ from local_stack.callers.scripted import Line
 from local_stack.phone_call import CallResult, PhoneCall
 from local_stack.run import caller_voice, scenario_number
 from local_stack.stack import LocalStack, StackOptions
-from tests.waits import first_done
+from tests.support.waits import first_done
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(360)]
 

@@ -28,8 +28,8 @@ from media_host.pipelines import Pipeline
 from media_host.pipelines.cascade import CascadePipeline
 from media_host.softphone import STATIC_DIR
 from media_host.transports.browser import BrowserAdapter, register_routes
-from tests.cdp import Chromium, Page, find_chromium
-from tests.media_harness import running_host
+from tests.support.cdp import Chromium, Page, find_chromium
+from tests.support.media_harness import running_host
 
 pytestmark = pytest.mark.slow
 

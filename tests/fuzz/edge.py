@@ -30,7 +30,7 @@ from switchboard.session_models import CallSession, CallState
 from switchboard.session_store import SessionNotFoundError, SessionStore
 from switchboard.settings import Settings, load_settings
 from tests.conftest import TEST_SECRET
-from tests.media_harness import AUDIOCODES_TOKEN
+from tests.support.media_harness import AUDIOCODES_TOKEN
 
 MAX_REASON_BYTES = 123  # what fits a close frame
 

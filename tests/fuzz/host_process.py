@@ -23,7 +23,7 @@ from switchboard.logs import configure_logging
 from switchboard.services import SharedServices, token_signer
 from switchboard.session_store import SessionStore, connect_redis
 from switchboard.settings import LogFormat, load_settings
-from tests.media_harness import echo_pipelines
+from tests.support.media_harness import echo_pipelines
 
 
 async def serve() -> None:

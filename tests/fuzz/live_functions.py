@@ -24,10 +24,10 @@ from yarl import URL
 
 from local_stack.acs import incoming_call_event
 from switchboard.tokens import Purpose, TokenSigner
-from tests.functions_harness import BANKING, CALLER, CLINIC, UNKNOWN, Harness
 from tests.fuzz import seeds
 from tests.fuzz.mutate import WEIRD_TEXT, Json, dumps, frame, mutate, random_bytes, random_text
 from tests.fuzz.report import Outcome, reason_head
+from tests.support.functions_harness import BANKING, CALLER, CLINIC, UNKNOWN, Harness
 
 TOKENS = ("valid", "valid", "valid", "valid", "other_call", "forged", "expired", "wrong_purpose", "missing",
           "garbage")

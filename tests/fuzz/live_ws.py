@@ -26,7 +26,7 @@ from switchboard.session_store import SessionStore
 from switchboard.tokens import Purpose, TokenSigner
 from tests.fuzz.report import Outcome, reason_head
 from tests.fuzz.scripts import WsScript
-from tests.media_harness import AUDIOCODES_TOKEN
+from tests.support.media_harness import AUDIOCODES_TOKEN
 
 VERDICT_TIMEOUT_S = 5.0  # every terminator is answered in milliseconds; this long is a hang
 PATHS = {"acs": "/api/v1/media/stream", "audiocodes": "/ws", "browser": "/api/v1/realtime/conversation"}

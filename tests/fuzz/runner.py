@@ -26,7 +26,6 @@ import aiohttp
 
 from switchboard.session_models import CallSession
 from switchboard.tokens import Purpose
-from tests.functions_harness import BANKING, CLINIC
 from tests.fuzz import live_functions, live_raw, scripts
 from tests.fuzz.healthy import HealthReport, HealthyCall
 from tests.fuzz.live_functions import Call, HttpInput
@@ -37,6 +36,7 @@ from tests.fuzz.mutate import rng_for
 from tests.fuzz.report import Outcome, Tally, render, save_reproducer
 from tests.fuzz.scripts import WsScript
 from tests.fuzz.stack import Stack, checks_ok, post_checks
+from tests.support.functions_harness import BANKING, CLINIC
 
 WS_TARGETS = ("acs", "audiocodes", "browser")
 FUNCTION_TARGETS = ("eventgrid", "callbacks", "call_apis")

@@ -1,6 +1,6 @@
 """Everything the fuzzer attacks, started on loopback: the media host (in this process, or as a
 subprocess) and the Function App on the local function host with a local ACS and a fake Durable webhook
-(tests/functions_harness.py), against one Redis, with a log watch over all of it."""
+(tests/support/functions_harness.py), against one Redis, with a log watch over all of it."""
 
 from __future__ import annotations
 
@@ -23,9 +23,9 @@ from switchboard.session_store import SessionStore, connect_redis
 from switchboard.settings import PROJECT_ROOT
 from switchboard.tokens import TokenSigner
 from tests.conftest import TEST_SECRET
-from tests.functions_harness import Harness, open_harness
 from tests.fuzz.logwatch import LogWatch
-from tests.media_harness import AUDIOCODES_TOKEN, running_host
+from tests.support.functions_harness import Harness, open_harness
+from tests.support.media_harness import AUDIOCODES_TOKEN, running_host
 
 HostHandle = tuple[int, SessionStore, Callable[[], bool]]
 

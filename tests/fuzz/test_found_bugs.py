@@ -14,8 +14,8 @@ from websockets.http11 import Request, Response
 
 from media_host.http import json_response
 from media_host.server import MediaHost
-from tests.functions_harness import Harness
-from tests.media_harness import AUDIOCODES_TOKEN, running_host
+from tests.support.functions_harness import Harness
+from tests.support.media_harness import AUDIOCODES_TOKEN, running_host
 
 
 @pytest.fixture

@@ -15,8 +15,8 @@ from pycep import BicepParser
 from media_host.transports.audiocodes import AudioCodesAdapter
 from switchboard.call_records.cosmos import PARTITION_KEY_PATH
 from switchboard.settings import Settings
-from tests.functions_index import indexed
 from tests.infra import bicep
+from tests.support.functions_index import indexed
 
 MODULES = bicep.INFRA / "modules"
 

@@ -16,7 +16,7 @@ from agents.definitions.banking.sample_bank import Customer, SampleBank, bank, r
 from agents.definitions.banking.tools import FAILURES_KEY
 from agents.schema import AgentSpec, ScenarioSpec, merge_defaults
 from agents.tools import Authenticated, ToolContext, TransferRequested, default_registry
-from tests.scenario_tools import ScenarioTools, render, say
+from tests.support.scenario_tools import ScenarioTools, render, say
 
 TOOLS = ScenarioTools(banking_tools)
 call, tool = TOOLS.call, TOOLS.tool

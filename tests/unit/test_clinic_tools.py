@@ -13,7 +13,7 @@ import agents.definitions.clinic.tools as clinic_tools
 from agents.definitions.clinic.sample_clinic import SampleClinic, clinic, reset_clinic
 from agents.schema import AgentSpec, ScenarioSpec, merge_defaults
 from agents.tools import ToolContext, ToolResult, default_registry
-from tests.scenario_tools import ScenarioTools, render, say
+from tests.support.scenario_tools import ScenarioTools, render, say
 
 TOOLS = ScenarioTools(clinic_tools)
 call, tool = TOOLS.call, TOOLS.tool

@@ -1,5 +1,5 @@
 """The media host's build context: the `.dockerignore` matcher and the Dockerfile model of
-tests/docker_build.py, then what the real .dockerignore sends to the builder (the media host's sources
+tests/support/docker_build.py, then what the real .dockerignore sends to the builder (the media host's sources
 and requirements; never a secret, a cache or the Functions code), and broken copies of it being caught.
 """
 
@@ -7,8 +7,15 @@ from __future__ import annotations
 
 import pytest
 
-from tests.docker_build import CopyError, copied_files, is_ignored, parse_dockerfile, parse_dockerignore, stage_state
-from tests.media_image import (
+from tests.support.docker_build import (
+    CopyError,
+    copied_files,
+    is_ignored,
+    parse_dockerfile,
+    parse_dockerignore,
+    stage_state,
+)
+from tests.support.media_image import (
     DOCKERIGNORE,
     MEDIA_REQUIREMENTS,
     WORKING_TREE_EXTRAS,

@@ -4,7 +4,7 @@ import json
 
 import azure.functions as func
 
-from tests.functions_index import functions
+from tests.support.functions_index import functions
 
 
 def test_app_registers_the_health_route() -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.media_image import (
+from tests.support.media_image import (
     EMBEDDED_REQUIREMENTS,
     IMAGE_PACKAGES,
     MEDIA_REQUIREMENTS,
@@ -17,7 +17,7 @@ from tests.media_image import (
     image_files,
     load_build,
 )
-from tests.media_imports import (
+from tests.support.media_imports import (
     ALL_ROOTS,
     ImportSite,
     all_sites,

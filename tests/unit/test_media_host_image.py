@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.media_image import (
+from tests.support.media_image import (
     DOCKERFILE,
     EMBEDDED_ARG,
     EMBEDDED_REQUIREMENTS,

@@ -22,7 +22,7 @@ from switchboard.session_store import SessionStore, connect_redis
 from switchboard.settings import PROJECT_ROOT, load_settings
 from switchboard.tokens import TokenSigner
 from tests.conftest import TEST_SECRET
-from tests.functions_index import indexed
+from tests.support.functions_index import indexed
 
 DOC = PROJECT_ROOT / "docs" / "security.md"
 MEDIA_HOST_DOC = PROJECT_ROOT / "docs" / "media-host.md"

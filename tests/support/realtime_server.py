@@ -12,11 +12,11 @@ Paths: `/v1/realtime?model=M` (OpenAI; beta clients add `OpenAI-Beta: realtime=v
 other flavor is refused (400), every client while `refusing` (503). On connect: `session.created`.
 
 Strict as the service is: every event sent is a server event of the dialect as the openai SDK models it
-(tests/realtime_events.py; a test server that breaks this raises NonConformingEvent, in the send and again
+(tests/support/realtime_events.py; a test server that breaks this raises NonConformingEvent, in the send and again
 when the server closes); every client event received is validated against the SDK's client-event models
-and then checked as the service would (tests/realtime_wire.py `Checks`): a bad one gets an `error` event,
+and then checked as the service would (tests/support/realtime_wire.py `Checks`): a bad one gets an `error` event,
 as the service answers it, and is listed in `problems`. Responses follow the documented event order,
-cancellation included (tests/realtime_responses.py).
+cancellation included (tests/support/realtime_responses.py).
 
 Caller audio goes through an energy VAD in 20 ms frames: `start_frames` loud frames make `speech_started`
 (`audio_start_ms` = the first of them); `silence_ms` of quiet then makes `speech_stopped`, `committed`,
@@ -61,9 +61,9 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from tests.realtime_events import NonConformingEvent, check_server_event, client_problems
-from tests.realtime_responses import ResponseStream
-from tests.realtime_wire import (
+from tests.support.realtime_events import NonConformingEvent, check_server_event, client_problems
+from tests.support.realtime_responses import ResponseStream
+from tests.support.realtime_wire import (
     BETA_NAMES,
     FRAME_BYTES,
     HOLD_MARKER,
@@ -263,7 +263,7 @@ class Connection:
     def _detection(self) -> Event:
         return turn_detection_of(self.session, self.ga)
 
-    # --- responses (tests/realtime_responses.py streams them) --------------------------------------
+    # --- responses (tests/support/realtime_responses.py streams them) --------------------------------------
     async def respond(self, overrides: Event | None = None) -> None:
         server = self.server
         number = next(server.responses)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import pytest
 
 from switchboard.settings import PROJECT_ROOT, Settings, SettingsError, load_settings
-from tests.docker_build import (
+from tests.support.docker_build import (
     CopyError,
     Dockerfile,
     Instruction,

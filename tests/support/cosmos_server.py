@@ -28,7 +28,7 @@ from types import TracebackType
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SERVER_BIN = ROOT / "node_modules" / ".bin" / "cosmosdb-server"
 # The server accepts any key; this is the well-known public emulator key, not a secret.
 COSMOS_KEY = "C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTqobD4b8mGGyPMbIZnqyMsEcaGQy67XIw/Jw=="

@@ -16,7 +16,7 @@ from pathlib import Path
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
 
-from tests.media_image import ROOT, installed_requirement_files, load_build
+from tests.support.media_image import ROOT, installed_requirement_files, load_build
 
 REPO_MODULES = frozenset({p.name for p in ROOT.iterdir() if (p / "__init__.py").is_file()}
                          | {p.stem for p in ROOT.glob("*.py")})

@@ -20,7 +20,7 @@ from switchboard.session_store import SessionStore, connect_redis
 from switchboard.settings import load_settings
 from switchboard.tokens import Purpose, TokenSigner
 from tests.conftest import TEST_SECRET
-from tests.waits import first_done
+from tests.support.waits import first_done
 
 AUDIOCODES_TOKEN = "test-audiocodes-bot-token-0123456789"
 

@@ -9,11 +9,11 @@ from typing import Any
 
 from local_stack.callers import audiocodes_client
 from local_stack.callers.audiocodes import BOT_EVENT_NAMES, BOT_MESSAGE_TYPES, violations_in
-from tests.media_harness import AUDIOCODES_TOKEN
+from tests.support.media_harness import AUDIOCODES_TOKEN
 
 __all__ = ["BOT_EVENT_NAMES", "BOT_MESSAGE_TYPES", "AudioCodesClient", "payload", "violations_in"]
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "payloads"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "payloads"
 
 
 def payload(name: str, **overrides: Any) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""What the local Realtime server (tests/realtime_server.py) says and accepts, per dialect: the GA and
+"""What the local Realtime server (tests/support/realtime_server.py) says and accepts, per dialect: the GA and
 the beta (Azure preview) session shapes and event names, server events a test emits, the marked
 audio it serves, and the checks the service makes of client events (the parts the pipeline uses).
 """

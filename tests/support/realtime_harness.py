@@ -1,6 +1,6 @@
 """A Realtime call for tests: a simulated ACS media stream into a running media host (real ACS socket,
 Redis) whose Realtime pipeline connects with the real openai client, through `REALTIME_WEBSOCKET_URL`, to
-the scripted local Realtime server (tests/realtime_server.py), GA or beta. The server's audio carries a
+the scripted local Realtime server (tests/support/realtime_server.py), GA or beta. The server's audio carries a
 marker in each 20 ms frame, so what the caller got of each response is counted exactly.
 """
 
@@ -23,9 +23,9 @@ from media_host.pipelines import Pipeline
 from media_host.pipelines.realtime import realtime_pipeline_from_settings
 from media_host.server import MediaHost
 from media_host.transports.acs import AcsAdapter
-from tests.media_harness import running_host, seed_call
-from tests.realtime_server import RealtimeServer
-from tests.realtime_wire import marker_of
+from tests.support.media_harness import running_host, seed_call
+from tests.support.realtime_server import RealtimeServer
+from tests.support.realtime_wire import marker_of
 
 FLAVORS = ["ga", "beta"]
 FRAME_BYTES = 960  # 20 ms at 24 kHz: ACS, the pipeline and the Realtime API all run at 24 kHz here

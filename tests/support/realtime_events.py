@@ -1,5 +1,5 @@
 """The Realtime API's events as the openai SDK models them: what the local Realtime server
-(tests/realtime_server.py) sends must be a server event of its dialect, and what it receives a client event.
+(tests/support/realtime_server.py) sends must be a server event of its dialect, and what it receives a client event.
 
 Grounded in the SDK's own generated models (openai 3.63.0, generated from OpenAI's OpenAPI spec):
 GA `openai.types.realtime.RealtimeServerEvent` / `RealtimeClientEvent`, beta (Azure preview,

@@ -1,7 +1,7 @@
-"""How the local Realtime server (tests/realtime_server.py) streams one response, in the order the service
+"""How the local Realtime server (tests/support/realtime_server.py) streams one response, in the order the service
 documents, cancellation included.
 
-The order (GA names; the beta dialect renames them, tests/realtime_wire.py BETA_NAMES), from the API
+The order (GA names; the beta dialect renames them, tests/support/realtime_wire.py BETA_NAMES), from the API
 reference's server events (https://platform.openai.com/docs/api-reference/realtime-server-events, the
 docstrings of openai 3.63.0 `openai.types.realtime`) and the Realtime conversations guide
 (https://platform.openai.com/docs/guides/realtime-conversations):
@@ -37,7 +37,7 @@ import base64
 import math
 from typing import Protocol
 
-from tests.realtime_wire import BYTES_PER_MS, CallTool, Event, Served, Speak, item_of, response_of, tone
+from tests.support.realtime_wire import BYTES_PER_MS, CallTool, Event, Served, Speak, item_of, response_of, tone
 
 
 class Sender(Protocol):

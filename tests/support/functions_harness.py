@@ -47,9 +47,9 @@ from switchboard.session_store import SessionStore, connect_redis
 from switchboard.settings import Settings, load_settings
 from switchboard.tokens import Purpose
 from tests.conftest import TEST_SECRET
-from tests.functions_index import indexed
+from tests.support.functions_index import indexed
 
-PAYLOADS = Path(__file__).resolve().parent / "fixtures" / "payloads"  # copies of ../shared/reference/payloads
+PAYLOADS = Path(__file__).resolve().parents[1] / "fixtures" / "payloads"  # copies of ../shared/reference/payloads
 ACS_KEY = base64.b64encode(b"functions-harness-acs-key-012345").decode()
 MEDIA_URL = "wss://media.example.test"
 BANKING, CLINIC, UNKNOWN = "+18005550100", "+18005550200", "+18005550999"
