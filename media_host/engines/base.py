@@ -9,10 +9,23 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from agents import Agent, ToolSpec
 from agents.schema import Voice
+
+if TYPE_CHECKING:
+    from media_host.engines.last_resort import LastResort
+
+
+class EnginesExhausted(RuntimeError):
+    """Every engine of a stage failed (`stage`: "stt", "tts" or "chat"): nothing is left to try, so the
+    pipeline gives up on the turn and plays its last resort (media_host/engines/last_resort.py)."""
+
+    def __init__(self, stage: str, detail: str = "") -> None:
+        super().__init__(f"{stage}: {detail}" if detail else stage)
+        self.stage = stage
+
 
 # --- voice activity detection ----------------------------------------------------------------------
 
@@ -150,4 +163,5 @@ class Engines:
     chat: ChatModel
     tts: TextToSpeech
     fallback_chat: ChatModel | None = None  # used when `chat` fails mid-call (the offline brain)
+    last_resort: LastResort | None = None  # the apology played when no engine can answer (synthesized at start)
     description: dict[str, str] = field(default_factory=dict)
