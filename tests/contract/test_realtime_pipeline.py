@@ -199,6 +199,30 @@ async def test_errors_and_rate_limits_are_counted(redis_url: str, agents_dir: Pa
         assert call.host.metrics.errors.get(transport="acs", kind="realtime_error") == 2
 
 
+async def test_a_malformed_error_or_rate_limits_event_is_a_one_line_warning_and_the_call_goes_on(
+        redis_url: str, agents_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    server = RealtimeServer("ga", [Speak("Order 42 has shipped.", 200)], heard=["where is order 42"])
+    async with realtime_call(redis_url, agents_dir, server, greeted=True) as call:
+        await server.wait_for(lambda s: s.events("session.update"))
+        for event in ({"type": "error", "error": "boom"}, {"type": "error"},
+                      {"type": "rate_limits.updated", "rate_limits": {"requests": 3}},
+                      {"type": "rate_limits.updated", "rate_limits": ["requests"]}):
+            await server.emit_malformed(event)
+        await call.counted(lambda: call.events.get(kind="malformed", event="rate_limits.updated") == 2)
+        await call.speak()  # the call goes on
+        await call.got(0, 10)
+        assert await call.wait_turns(2) == [("caller", "where is order 42", False),
+                                            ("agent", "Order 42 has shipped.", False)]
+    assert call.events.get(kind="malformed", event="error") == 2
+    assert call.events.get(kind="error") == 0
+    assert [r for r in caplog.records if r.exc_info] == []  # no traceback
+    warned = [r.getMessage() for r in caplog.records if "malformed" in r.getMessage()]
+    assert warned == ["realtime: malformed error event ignored: `error` is str, not an object",
+                      "realtime: malformed error event ignored: `error` is NoneType, not an object",
+                      "realtime: malformed rate_limits.updated event ignored: `rate_limits` is not a list of objects",
+                      "realtime: malformed rate_limits.updated event ignored: `rate_limits` is not a list of objects"]
+
+
 @pytest.mark.parametrize("flavor", FLAVORS)
 async def test_dtmf_digits_are_a_caller_turn(redis_url: str, agents_dir: Path, flavor: str) -> None:
     server = RealtimeServer(flavor, [Speak("You entered one two three.", 200)])

@@ -5,6 +5,7 @@
         # REALTIME_WEBSOCKET_URL=server.url: the openai SDK connects to {url}/realtime
         server.events("conversation.item.truncate")   # the client events received, in order
         await server.emit(rate_limits())               # any server event (GA-named; renamed for beta)
+        await server.emit_malformed({"type": "error"})  # as it is, unchecked
         await server.drop()                            # the socket dies, mid-response or not
 
 Paths: `/v1/realtime?model=M` (OpenAI; beta clients add `OpenAI-Beta: realtime=v1`), `/openai/v1/realtime
@@ -356,6 +357,10 @@ class RealtimeServer:
 
     async def emit(self, event: Event, connection: int = -1) -> None:
         await self.connections[connection].send(event)
+
+    async def emit_malformed(self, event: Event, connection: int = -1) -> None:
+        """Send `event` as it is, past the SDK models' check: what a misbehaving service could send."""
+        await self.connections[connection].ws.send(json.dumps(event))
 
     async def drop(self, connection: int = -1) -> None:
         self.connections[connection].drop()

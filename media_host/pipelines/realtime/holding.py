@@ -29,7 +29,7 @@ import numpy as np
 
 from media_host.pipelines.realtime.link import FRAME_BYTES, Event, RealtimeLink
 from media_host.pipelines.realtime.playback import Playback
-from media_host.pipelines.realtime.protocol import Dialect
+from media_host.pipelines.realtime.protocol import Dialect, ServerError
 
 if TYPE_CHECKING:
     from media_host.pipelines.cascade.conversation import Conversation
@@ -113,12 +113,6 @@ class HoldingLine:
                 self.render_id = str(response.get("id") or "")
                 return True
             return False
-        if kind == "error" and str((event.get("error") or {}).get("event_id") or "").startswith("sw_holding_"):
-            log.warning("realtime: the holding phrase could not be rendered",
-                        extra={"code": str((event.get("error") or {}).get("code"))[:60]})
-            self.count("holding_refused")
-            self.rendering = None
-            return True
         if self.render_id is None:
             return False
         if kind == "response.done" and (event.get("response") or {}).get("id") == self.render_id:
@@ -132,6 +126,15 @@ class HoldingLine:
             return False
         if kind == "response.output_audio.delta":
             self.audio += base64.b64decode(str(event.get("delta") or ""))
+        return True
+
+    def refused(self, error: ServerError) -> bool:
+        """True if `error` refuses the render (it is not the conversation's)."""
+        if self.rendering is None or not (error.event_id or "").startswith("sw_holding_"):
+            return False
+        log.warning("realtime: the holding phrase could not be rendered", extra={"code": error.label})
+        self.count("holding_refused")
+        self.rendering = None
         return True
 
     # --- the conversation, as far as waiting goes -----------------------------------------------

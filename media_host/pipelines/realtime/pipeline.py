@@ -53,7 +53,16 @@ from media_host.pipelines.realtime.link import (
     RealtimeLink,
 )
 from media_host.pipelines.realtime.playback import Playback
-from media_host.pipelines.realtime.protocol import BENIGN_ERRORS, BY_MODEL_NAME, SAMPLE_RATE, Dialect, Transcription
+from media_host.pipelines.realtime.protocol import (
+    BENIGN_ERRORS,
+    BY_MODEL_NAME,
+    SAMPLE_RATE,
+    Dialect,
+    MalformedEvent,
+    RateLimit,
+    ServerError,
+    Transcription,
+)
 from media_host.pipelines.realtime.responses import Responses
 from media_host.pipelines.realtime.session import SessionControl
 from media_host.pipelines.realtime.turns import AgentItem, Entry, Journal, Said
@@ -231,16 +240,26 @@ class RealtimeCall:
         self.session.on_updated(event)
         self.holding.prepare(self.session.voice)
 
+    def _malformed(self, event: Event, problem: MalformedEvent) -> None:
+        """One line, no traceback: the service sent something its own SDK could not read; the call goes on."""
+        log.warning("realtime: malformed %s event ignored: %s", event["type"][:60], problem)
+        self.count("malformed", event=event["type"][:60])
+
     def _on_error(self, event: Event) -> None:
-        error = event.get("error") or {}
-        code = str(error.get("code") or error.get("type") or "unknown")[:60]
+        try:
+            error = ServerError.parse(event)
+        except MalformedEvent as problem:
+            self._malformed(event, problem)
+            return
+        if self.holding.refused(error):
+            return
+        code = error.label
         if code in BENIGN_ERRORS:
             log.info("realtime: %s", code)
             self.count("benign_error", code=code)
             return
-        log.warning("realtime error", extra={"error_type": error.get("type"), "code": code,
-                                             "param": error.get("param"), "event_id": error.get("event_id"),
-                                             "error_message": str(error.get("message") or "")[:200]})
+        log.warning("realtime error", extra={"error_type": error.type, "code": code, "param": error.param,
+                                             "event_id": error.event_id, "error_message": error.message[:200]})
         self.count("error", "realtime_error", code=code)
         kept = self.session.voice_refused(error)
         if kept is not None:  # the server keeps the voice once assistant audio exists: the rest is applied
@@ -248,13 +267,16 @@ class RealtimeCall:
             self.spawn(self.conv.record_event("voice_kept", voice=kept[0], refused=kept[1]))
 
     def _on_rate_limits(self, event: Event) -> None:
+        try:
+            limits = RateLimit.parse_all(event)
+        except MalformedEvent as problem:
+            self._malformed(event, problem)
+            return
         self.count("rate_limits_updated")
-        for limit in event.get("rate_limits") or []:
-            name, remaining, total = limit.get("name"), limit.get("remaining"), limit.get("limit")
-            low = isinstance(remaining, int | float) and isinstance(total, int | float) and remaining < 0.1 * total
-            (log.warning if low else log.debug)("realtime rate limit", extra={
-                "limit_name": name, "remaining": remaining, "limit": total,
-                "reset_seconds": limit.get("reset_seconds")})
+        for limit in limits:
+            (log.warning if limit.low else log.debug)("realtime rate limit", extra={
+                "limit_name": limit.name, "remaining": limit.remaining, "limit": limit.limit,
+                "reset_seconds": limit.reset_seconds})
 
     # --- the caller's side ------------------------------------------------------------------------
     def _on_speech_started(self, event: Event) -> None:

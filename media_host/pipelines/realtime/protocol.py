@@ -265,11 +265,72 @@ class Dialect:
                 "item": {"type": "message", "role": role, "content": [{"type": content_type, "text": text}]}}
 
 
-def is_voice_refusal(error: dict[str, Any]) -> bool:
-    """The server refused to change the voice (it may, once assistant audio exists in the session)."""
-    param = str(error.get("param") or "")
-    text = f"{error.get('code') or ''} {error.get('message') or ''}".lower()
-    return param.endswith("voice") or "voice" in text
+class MalformedEvent(ValueError):
+    """A server event without the shape the SDK models give it: logged in one line and skipped."""
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+@dataclass(frozen=True)
+class ServerError:
+    """An `error` event's details. Its shape is RealtimeError's (openai 3.63.0, openai.types.realtime
+    .realtime_error; the beta model is the same): an object with `message` and `type`, and optional `code`,
+    `event_id` and `param`. The object is required; a field of the wrong type is read as absent."""
+
+    type: str | None
+    code: str | None
+    message: str
+    param: str | None
+    event_id: str | None
+
+    @property
+    def label(self) -> str:
+        """What the error is counted as (a metric label: bounded)."""
+        return (self.code or self.type or "unknown")[:60]
+
+    @property
+    def refuses_voice(self) -> bool:
+        """The server refused to change the voice (it may, once assistant audio exists in the session)."""
+        text = f"{self.code or ''} {self.message}".lower()
+        return (self.param or "").endswith("voice") or "voice" in text
+
+    @classmethod
+    def parse(cls, event: dict[str, Any]) -> ServerError:
+        error = event.get("error")
+        if not isinstance(error, dict):
+            raise MalformedEvent(f"`error` is {type(error).__name__}, not an object")
+        return cls(_text(error.get("type")), _text(error.get("code")), _text(error.get("message")) or "",
+                   _text(error.get("param")), _text(error.get("event_id")))
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """One of a `rate_limits.updated` event's limits: RateLimit (openai 3.63.0, openai.types.realtime
+    .rate_limits_updated_event), every field optional. `rate_limits` must be a list of objects."""
+
+    name: str | None
+    limit: float | None
+    remaining: float | None
+    reset_seconds: float | None
+
+    @property
+    def low(self) -> bool:
+        """Under a tenth of the limit left."""
+        return self.remaining is not None and self.limit is not None and self.remaining < 0.1 * self.limit
+
+    @classmethod
+    def parse_all(cls, event: dict[str, Any]) -> list[RateLimit]:
+        limits = event.get("rate_limits")
+        if not isinstance(limits, list) or not all(isinstance(limit, dict) for limit in limits):
+            raise MalformedEvent("`rate_limits` is not a list of objects")
+        return [cls(_text(limit.get("name")), _number(limit.get("limit")), _number(limit.get("remaining")),
+                    _number(limit.get("reset_seconds"))) for limit in limits]
 
 
 BENIGN_ERRORS = {"response_cancel_not_active"}  # a cancel that crossed the server's own cancel (barge-in)

@@ -11,17 +11,10 @@ import asyncio
 import contextlib
 import itertools
 from dataclasses import replace
-from typing import Any
 
 from media_host.pipelines.cascade.conversation import Conversation
 from media_host.pipelines.realtime.link import Event, RealtimeLink
-from media_host.pipelines.realtime.protocol import (
-    BY_MODEL_NAME,
-    Dialect,
-    SessionConfig,
-    Transcription,
-    is_voice_refusal,
-)
+from media_host.pipelines.realtime.protocol import BY_MODEL_NAME, Dialect, ServerError, SessionConfig, Transcription
 from media_host.pipelines.realtime.turns import Journal
 
 RESTORED_TURNS = 40  # the most recent text turns given back to a new session
@@ -100,11 +93,11 @@ class SessionControl:
         if self.voice_change is not None and voice == self.voice_change[2].voice:
             self.voice_change = None
 
-    def voice_refused(self, error: dict[str, Any]) -> tuple[str, str] | None:
+    def voice_refused(self, error: ServerError) -> tuple[str, str] | None:
         """If `error` refuses the voice change just asked for, apply the rest with the voice kept.
         Returns (the voice kept, the one refused)."""
         change = self.voice_change
-        if change is None or not is_voice_refusal(error) or error.get("event_id") not in (None, "", change[0]):
+        if change is None or not error.refuses_voice or error.event_id not in (None, "", change[0]):
             return None
         _, previous, config = change
         self.voice_change, self.voice = None, previous
