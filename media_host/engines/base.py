@@ -15,6 +15,7 @@ from agents import Agent, ToolSpec
 from agents.schema import Voice
 
 if TYPE_CHECKING:
+    from media_host.engines.health import EngineHealth
     from media_host.engines.last_resort import LastResort
 
 
@@ -154,6 +155,44 @@ class TextToSpeech(Protocol):
         """PCM16 at `sample_rate`, streamed as it is produced (for a sentence, usually one chunk)."""
 
 
+# --- fallbacks ------------------------------------------------------------------------------------------
+
+Stage = Literal["stt", "chat", "tts"]
+
+
+@dataclass(frozen=True, slots=True)
+class EngineFallback:
+    """A request left an engine for the next one of its chain (media_host/engines/chain.py).
+
+    `reason`: "error", "timeout" (past the stage's deadline), or "down" (skipped: it failed recently and is
+    cooling down). `to`: the engine that takes over (None: none was left). `mid_sentence` (TTS): the engine
+    failed after part of the sentence was played; the rest of it is not said, the next sentence goes to `to`.
+    Never holds what was said or synthesized.
+    """
+
+    stage: Stage
+    engine: str
+    to: str | None
+    reason: str
+    error: str = ""  # the exception's type name
+    mid_sentence: bool = False
+
+    def event_data(self) -> dict[str, Any]:
+        """The data of the session's `engine_fallback` event (switchboard/call_records/build.py reads it)."""
+        data: dict[str, Any] = {"stage": self.stage, "from": self.engine, "to": self.to, "reason": self.reason}
+        if self.error:
+            data["error"] = self.error
+        if self.mid_sentence:
+            data["mid_sentence"] = True
+        return data
+
+
+def fallbacks_of(request: object) -> Sequence[EngineFallback]:
+    """The fallbacks an STT stream or a synthesis went through (its `fallbacks`; none for a plain engine)."""
+    notes: Sequence[EngineFallback] = getattr(request, "fallbacks", ())
+    return notes
+
+
 @dataclass
 class Engines:
     """The engines of one process, loaded once and shared by every call."""
@@ -165,3 +204,9 @@ class Engines:
     fallback_chat: ChatModel | None = None  # used when `chat` fails mid-call (the offline brain)
     last_resort: LastResort | None = None  # the apology played when no engine can answer (synthesized at start)
     description: dict[str, str] = field(default_factory=dict)
+    health: EngineHealth | None = None  # the STT/TTS chains' engine health, with its background probes
+
+    async def aclose(self) -> None:
+        """At shutdown: stop the health probes (the engines themselves live as long as the process)."""
+        if self.health is not None:
+            await self.health.aclose()
