@@ -18,8 +18,9 @@ from agents import AgentLibrary, AgentLoadError
 from media_host.channel import CallInfo
 from media_host.control_plane import FunctionsControlPlane
 from media_host.engines.factory import build_engines, check_engines
+from media_host.engines.outcomes import EngineStats
 from media_host.engines.resilient_chat import ChatRetryStats
-from media_host.metrics import DerivedCounter
+from media_host.metrics import DerivedCounter, engine_source
 from media_host.pipelines.base import Pipeline
 from media_host.pipelines.factory import check_pipeline, pipeline_factory
 from media_host.server import MediaHost
@@ -46,7 +47,9 @@ def _not_ready(_info: CallInfo) -> Pipeline:
 
 async def serve(settings: Settings, library: AgentLibrary) -> None:
     chat_stats = ChatRetryStats()
-    engines = await build_engines(settings, chat_stats) if settings.pipeline is PipelineKind.CASCADE else None
+    engine_stats = EngineStats()  # every STT/chat/TTS request's outcome, per engine
+    engines = (await build_engines(settings, chat_stats, engine_stats) if settings.pipeline is PipelineKind.CASCADE
+               else None)
     services = await open_services(settings)
     # With a Function App (CALLBACK_BASE_URL), handoffs and ACS transfer/hang-up requests reach its orchestration.
     writer = SessionWriter(services.store)  # calls' session writes, held through a Redis outage
@@ -55,6 +58,8 @@ async def serve(settings: Settings, library: AgentLibrary) -> None:
     host = MediaHost(settings, services, library, pipelines=_not_ready, adapters=ADAPTERS,
                      control_plane=control_plane, writer=writer)
     host.metrics.add_source(lambda: CHAT_FAILURES.render_from(chat_stats.samples()))
+    health = engines.health if engines is not None else None
+    host.metrics.add_source(engine_source(engine_stats.samples, health.samples if health is not None else dict))
     host.pipelines = pipeline_factory(settings, engines, host)
     register_routes(host)
     stop = asyncio.Event()
@@ -72,6 +77,8 @@ async def serve(settings: Settings, library: AgentLibrary) -> None:
     try:
         await host.run(stop)
     finally:
+        if engines is not None:
+            await engines.aclose()  # the engine health probes
         if control_plane is not None:
             await control_plane.aclose()
         await services.close()

@@ -121,6 +121,22 @@ class DerivedCounter:
         yield counter_family(self.name, self.help, sorted(values.items()))
 
 
+ENGINE_OUTCOMES = DerivedCounter(
+    "switchboard_engine_outcomes_total",
+    "Speech and chat engine requests, by stage, engine and outcome (ok, fallback, timeout, error, skipped)", "")
+ENGINE_AVAILABLE = ("switchboard_engine_available", "1 while an engine is in use, 0 while it is down and probed")
+
+
+def engine_source(outcomes: Callable[[], Values], available: Callable[[], Values]) -> Source:
+    """The engines' outcome counts and availability (media_host/engines/outcomes.py, health.py), at scrape time."""
+
+    def render() -> Iterable[Metric]:
+        yield from ENGINE_OUTCOMES.render_from(outcomes())
+        yield gauge_family(*ENGINE_AVAILABLE, sorted(available().items()))
+
+    return render
+
+
 class _Collector:
     """A prometheus_client collector around a `Source`. `describe` names the families without
     computing any value, so registering checks names before the host's state exists."""

@@ -203,6 +203,19 @@ class Settings(BaseSettings):
     )
     realtime_flavor: RealtimeFlavor = Field(RealtimeFlavor.GA, description="Realtime event names: ga or beta.")
 
+    # --- engine fallbacks and deadlines ----------------------------------------------------------
+    embedded_fallback: bool = Field(True, description=(
+        "Azure Speech STT/TTS fall back to the embedded Whisper/TTS when those packages are installed (they are "
+        "then loaded at start); false: Azure Speech alone."))
+    engine_cooldown_seconds: float = Field(30.0, gt=0, le=3600, description=(
+        "An engine that failed is skipped this long, then probed in the background until it answers."))
+    stt_deadline_seconds: float = Field(5.0, gt=0, le=60, description=(
+        "Longest wait for a transcript once the caller stopped; past it the engine has failed."))
+    chat_first_token_seconds: float = Field(8.0, gt=0, le=120, description=(
+        "Longest wait for a cloud chat model's first token, retries included; past it the offline brain answers."))
+    tts_first_audio_seconds: float = Field(5.0, gt=0, le=60, description=(
+        "Longest wait for a sentence's first audio (and each next chunk); past it the engine has failed."))
+
     # --- media host ----------------------------------------------------------------------------
     media_host_bind: str = Field("127.0.0.1", description="Address the media host listens on.")
     media_host_port: int = Field(8765, ge=0, le=65535, description="Port the media host listens on.")

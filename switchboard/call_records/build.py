@@ -19,6 +19,7 @@ from typing import Any
 from switchboard.call_records.model import (
     Caller,
     CallRecord,
+    FallbackEntry,
     HandoffEntry,
     Latency,
     Scalar,
@@ -39,6 +40,7 @@ DEFAULT_CALLER_SALT = b"switchboard/call-records/caller-hash/v1"
 _TRANSFER_REQUESTED = {"transfer", "transfer_requested"}
 _TRANSFER_ACCEPTED = {"transfer_accepted", "call_transferred"}
 _HANGUP = {"hangup", "hangup_requested"}
+ENGINE_FALLBACK = "engine_fallback"  # written by the media host (media_host/engines/call_fallbacks.py)
 
 Scrub = Callable[[str], str]
 
@@ -119,6 +121,14 @@ def _tool_call(event: CallEvent, scrub: Scrub) -> ToolCallEntry:
         arguments=_scrub_value(arguments, scrub) if isinstance(arguments, Mapping) else {},
         at=_at(event.at),
     )
+
+
+def _fallback(event: CallEvent) -> FallbackEntry:
+    data = event.data
+    return FallbackEntry(stage=str(data.get("stage") or "unknown"), engine=str(data.get("from") or "unknown"),
+                         to=_text(data.get("to")), reason=str(data.get("reason") or "error"),
+                         error=_text(data.get("error")), mid_sentence=bool(data.get("mid_sentence")),
+                         agent=event.agent, at=_at(event.at))
 
 
 def _handoffs(handoffs: list[HandoffRecord], scrub: Scrub) -> list[HandoffEntry]:
@@ -206,6 +216,7 @@ def record_from_session(state: CallState, *, outcome: Mapping[str, Any] | None, 
         transcript=_transcript(state.turns, scrub),
         tool_calls=[_tool_call(e, scrub) for e in state.events if e.kind == "tool_call"],
         handoffs=_handoffs(state.handoffs, scrub),
+        fallbacks=[_fallback(e) for e in state.events if e.kind == ENGINE_FALLBACK],
         transfer=transfer,
         end_reason=_end_reason(state, outcome, transfer, scrub),
         outcome=_outcome(outcome, scrub),

@@ -77,6 +77,19 @@ class HandoffEntry(_Doc):
     at: UtcDatetime
 
 
+class FallbackEntry(_Doc):
+    """An engine the call left for the next one (session event `engine_fallback`, media_host/engines/base.py)."""
+
+    stage: str  # stt | chat | tts
+    engine: str  # the engine left
+    to: str | None = None  # the engine that took over; None: none was left
+    reason: str  # error | timeout | down (skipped: it had failed shortly before)
+    error: str | None = None  # the exception's type name
+    mid_sentence: bool = False  # TTS: the rest of a sentence was not said; the next one came from `to`
+    agent: str | None = None
+    at: UtcDatetime
+
+
 class Transfer(_Doc):
     status: TransferStatus = TransferStatus.NONE
     target: str | None = None
@@ -114,6 +127,7 @@ class CallRecord(_Doc):
     transcript: list[TranscriptEntry] = Field(default_factory=list)
     tool_calls: list[ToolCallEntry] = Field(default_factory=list)
     handoffs: list[HandoffEntry] = Field(default_factory=list)
+    fallbacks: list[FallbackEntry] = Field(default_factory=list)  # engines that failed during the call
     transfer: Transfer = Field(default_factory=Transfer)
     end_reason: str = "ended"
     outcome: dict[str, Scalar] = Field(default_factory=dict)  # what the control plane reported, scalars only

@@ -99,7 +99,7 @@ def test_embedded_speech_is_selected_per_engine() -> None:
 
 def test_importing_the_host_imports_no_embedded_speech_engine() -> None:
     """A fresh interpreter (this one has loaded them for other tests): starting the host's modules and
-    building Azure-only engines imports none of requirements-embedded.txt's speech engines."""
+    building Azure-only engines (no embedded fallback) imports none of requirements-embedded.txt's speech engines."""
     script = textwrap.dedent(f"""
         import asyncio, sys
         import media_host.main, media_host.engines.embedded, media_host.engines.embedded.build
@@ -114,7 +114,8 @@ def test_importing_the_host_imports_no_embedded_speech_engine() -> None:
             return azure_speech_engines(settings)
 
         factory.load_azure_speech = no_warm_up
-        engines = asyncio.run(factory.build_engines(load_settings(speech_key="k", speech_region="swedencentral")))
+        engines = asyncio.run(factory.build_engines(load_settings(speech_key="k", speech_region="swedencentral",
+                                                                  embedded_fallback=False)))
         assert type(engines.stt).__name__ == "AzureSpeechToText", engines
         assert not [m for m in heavy if m in sys.modules], [m for m in heavy if m in sys.modules]
         print("clean")
@@ -150,7 +151,7 @@ async def test_azure_speech_for_stt_and_tts_loads_only_the_vad(
     from media_host.engines.azure_speech import AzureSpeechToText, AzureTextToSpeech
 
     monkeypatch.setattr(factory, "load_azure_speech", _azure_engines_unwarmed)
-    engines = await build_engines(load_settings(**AZURE_SPEECH))
+    engines = await build_engines(load_settings(**AZURE_SPEECH, embedded_fallback=False))
     assert isinstance(engines.stt, AzureSpeechToText)
     assert isinstance(engines.tts, AzureTextToSpeech)
     assert set(fresh_embedded_cache) == {("vad", 16000)}

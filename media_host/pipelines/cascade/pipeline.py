@@ -244,6 +244,7 @@ class CascadeCall:
             transcript = await stream.finish()
         finally:
             await stream.aclose()
+            await self.responder.fallbacks.report(stream)  # the engines it fell back from, for the call record
         return transcript, time.monotonic()
 
     async def _answer(self, audio: list[bytes], clock: TurnClock,

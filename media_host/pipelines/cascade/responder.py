@@ -19,6 +19,8 @@ from agents import Agent
 from media_host.channel import CallChannel
 from media_host.control_plane import ControlPlane
 from media_host.engines.base import ChatDelta, ChatMessage, ChatRequest, Engines, TextDelta, ToolCall
+from media_host.engines.call_fallbacks import CallFallbacks
+from media_host.engines.metered_chat import chat_fallback
 from media_host.pipelines.cascade.conversation import Conversation
 from media_host.pipelines.cascade.latency import TurnClock
 from media_host.pipelines.cascade.speaker import Utterance
@@ -47,13 +49,14 @@ class Responder:
                  on_utterance: Callable[[Utterance, TurnClock | None], None]) -> None:
         self.call, self.conv, self.engines, self.control_plane = call, conv, engines, control_plane
         self.on_utterance = on_utterance  # the pipeline tracks what is playing, for barge-in and the transcript
+        self.fallbacks = CallFallbacks(conv.record_event)  # engine fallbacks, into the call record
         self.ending = Ending()
         self.active: Utterance | None = None  # the reply being synthesized right now
         self.held = False  # the caller heard the holding phrase this turn
 
     def utterance(self, clock: TurnClock | None = None) -> Utterance:
         spec = self.conv.agent.spec
-        utterance = Utterance(self.call, self.engines.tts, spec.voice, spec.locale, clock)
+        utterance = Utterance(self.call, self.engines.tts, spec.voice, spec.locale, clock, report=self.fallbacks.report)
         self.active = utterance
         return utterance
 
@@ -144,7 +147,7 @@ class Responder:
                         produced = True
                     yield delta
             return
-        except Exception:
+        except Exception as exc:
             if self.engines.fallback_chat is None or self.engines.fallback_chat is self.engines.chat:
                 log.exception("chat model failed, no fallback")
                 yield TextDelta(FALLBACK_APOLOGY)
@@ -153,6 +156,8 @@ class Responder:
             log.warning("chat model %s failed; the fallback answers this turn", self.engines.chat.name,
                         exc_info=True)
             await self.conv.record_event("chat_fallback", engine=self.engines.chat.name)
+            if not produced:
+                await self.fallbacks.add(chat_fallback(self.engines.chat.name, self.engines.fallback_chat.name, exc))
         if produced:
             return  # what was said stands; the next turn tries the main model again
         async with contextlib.aclosing(_closable(self.engines.fallback_chat.stream(request))) as deltas:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from agents.schema import Voice
@@ -19,6 +20,7 @@ from media_host.pipelines.cascade.latency import TurnClock
 
 _ABBREVIATIONS = ("dr", "mr", "mrs", "ms", "st", "e.g", "i.e", "a.m", "p.m", "no", "vs", "approx")
 _BOUNDARY = re.compile(r"([.!?])(\s+)")
+Report = Callable[[object], Awaitable[None]]  # CallFallbacks.report
 _LONG_CLAUSE = 160  # split a sentence this long at its last comma, so TTS can start
 
 
@@ -53,8 +55,9 @@ class Utterance:
     """One reply. `feed` text as it streams, `finish` when it is complete, `cancel` on barge-in."""
 
     def __init__(self, call: CallChannel, tts: TextToSpeech, voice: Voice, locale: str,
-                 clock: TurnClock | None = None) -> None:
+                 clock: TurnClock | None = None, *, report: Report | None = None) -> None:
         self.call, self.tts, self.voice, self.locale, self.clock = call, tts, voice, locale, clock
+        self.report = report  # told of each sentence's synthesis: the engines it fell back from go on record
         self.spoken: list[Spoken] = []
         self.started = False  # the first audio of the reply was queued
         self.playout_utterance: int | None = None  # its number in the playout queue
@@ -122,12 +125,17 @@ class Utterance:
         while (sentence := await self._sentences.get()) is not None:
             start = self.call.stream_position
             submitted = time.monotonic()
-            async for chunk in self.tts.synthesize(sentence, self.voice, self.locale):
-                if self.clock is not None and "first_tts_chunk" not in self.clock.marks:
-                    self.clock.mark("first_tts_chunk")
-                    self.clock.engine("tts", (time.monotonic() - submitted) * 1000)
-                if not self.started:
-                    self.playout_utterance = self.call.start_utterance()
-                    self.started = True
-                self.call.play(chunk)
+            synthesis = self.tts.synthesize(sentence, self.voice, self.locale)
+            try:
+                async for chunk in synthesis:
+                    if self.clock is not None and "first_tts_chunk" not in self.clock.marks:
+                        self.clock.mark("first_tts_chunk")
+                        self.clock.engine("tts", (time.monotonic() - submitted) * 1000)
+                    if not self.started:
+                        self.playout_utterance = self.call.start_utterance()
+                        self.started = True
+                    self.call.play(chunk)
+            finally:
+                if self.report is not None:
+                    await self.report(synthesis)
             self.spoken.append(Spoken(sentence, start, self.call.stream_position))
