@@ -54,11 +54,13 @@ class Apology:
 class LastResort:
     """The process's two apology clips (PCM16 mono at `sample_rate`) and the count of their use."""
 
-    def __init__(self, sample_rate: int, transfer: bytes, goodbye: bytes, source: str) -> None:
+    def __init__(self, sample_rate: int, transfer: bytes, goodbye: bytes, source: str,
+                 apology: Apology | None = None) -> None:
         self.sample_rate = sample_rate
         self.transfer = transfer
         self.goodbye = goodbye
         self.source = source  # the engine that spoke them, or "tone"
+        self.apology = apology  # what they say (None: the tone)
         self.used = Counter("switchboard_last_resort_total",
                             "Calls handed to the last resort, by failed stage and action (transfer, hangup)")
 
@@ -66,6 +68,12 @@ class LastResort:
         """The clip said before a transfer (else before a hang-up), at `rate` (resampled once, if it differs)."""
         pcm = self.transfer if transfer else self.goodbye
         return pcm if rate == self.sample_rate else resample(pcm, self.sample_rate, rate)
+
+    def text(self, *, transfer: bool) -> str:
+        """What the clip says, for the call record."""
+        if self.apology is None:
+            return "(special information tone)"
+        return self.apology.transfer_text if transfer else self.apology.goodbye_text
 
     def render_metrics(self) -> Iterable[Metric]:
         """A `Source` for MediaMetrics.add_source: uses, and which clip is ready (an alert can watch for "tone")."""
@@ -119,7 +127,7 @@ async def build_last_resort(tts_engines: Sequence[TextToSpeech], sample_rate: in
             continue
         log.info("last resort ready", extra={"engine": name, "transfer_ms": len(transfer) * 500 // sample_rate,
                                              "goodbye_ms": len(goodbye) * 500 // sample_rate})
-        return LastResort(sample_rate, transfer, goodbye, name)
+        return LastResort(sample_rate, transfer, goodbye, name, apology)
     log.error("last resort: no TTS engine could speak the apology at start-up; a caller no engine can answer "
               "will hear the special information tone before the transfer or hang-up")
     return LastResort.tone(sample_rate)
@@ -130,3 +138,9 @@ async def _speak(engine: TextToSpeech, text: str, apology: Apology, rate: int) -
     if len(pcm) < 2:
         raise RuntimeError("no audio")
     return resample(pcm, engine.sample_rate, rate)
+
+
+async def last_resort_for(tts: TextToSpeech, catalog: Catalog, scenario: str) -> LastResort:
+    """The host's clips at start-up: spoken by its TTS (a fallback chain tries each of its engines), at the
+    TTS's rate (the cascade's outbound rate), as the default scenario's entry agent would say them."""
+    return await build_last_resort([tts], tts.sample_rate, apology_of(catalog, scenario))

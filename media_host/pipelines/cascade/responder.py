@@ -4,7 +4,8 @@ A reply may take several rounds: the model asks for a tool, the tool runs, the m
 result. A handoff switches agent (prompt, tools, voice) in the middle of the turn, and the new agent
 greets the caller and answers the same request. A transfer or hang-up is carried out once the
 caller has heard the reply. If the cloud model fails, the fallback model (the offline brain) answers
-the rest of the turn, so the caller is never left in silence.
+the rest of the turn, so the caller is never left in silence; if that fails too, EnginesExhausted
+("chat") hands the call to the pipeline's last resort.
 """
 
 from __future__ import annotations
@@ -18,7 +19,15 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from agents import Agent
 from media_host.channel import CallChannel
 from media_host.control_plane import ControlPlane
-from media_host.engines.base import ChatDelta, ChatMessage, ChatRequest, Engines, TextDelta, ToolCall
+from media_host.engines.base import (
+    ChatDelta,
+    ChatMessage,
+    ChatRequest,
+    Engines,
+    EnginesExhausted,
+    TextDelta,
+    ToolCall,
+)
 from media_host.engines.call_fallbacks import CallFallbacks
 from media_host.engines.metered_chat import chat_fallback
 from media_host.pipelines.cascade.conversation import Conversation
@@ -30,7 +39,6 @@ log = logging.getLogger(__name__)
 
 MAX_ROUNDS = 5  # model calls per caller turn (tool rounds and handoffs included)
 HOLDING_AFTER_S = 1.5  # a tool, or a model's first words, slower than this get a holding phrase
-FALLBACK_APOLOGY = "Sorry, I'm having trouble with that. Let me put you through to a colleague."
 
 
 async def _closable(stream: AsyncIterator[ChatDelta]) -> AsyncGenerator[ChatDelta, None]:
@@ -64,9 +72,11 @@ class Responder:
         """Speak a fixed text (greeting, holding phrase, apology) as its own utterance."""
         utterance = self.utterance(clock)
         utterance.feed(text)
-        await utterance.finish()
-        if utterance.started:
-            self.on_utterance(utterance, clock)
+        try:
+            await utterance.finish()
+        finally:  # what was played before a TTS failure is in the transcript too
+            if utterance.started:
+                self.on_utterance(utterance, clock)
         return utterance
 
     async def answer(self, clock: TurnClock) -> Ending:
@@ -87,10 +97,12 @@ class Responder:
                             calls.append(delta.call)
                         delta = await anext(deltas, None)
             finally:
-                await utterance.finish()
-                if utterance.started:  # the turn's clock goes with the first reply the caller hears
-                    self.on_utterance(utterance, clock if first else None)
-                    first = False
+                try:
+                    await utterance.finish()
+                finally:
+                    if utterance.started:  # the turn's clock goes with the first reply the caller hears
+                        self.on_utterance(utterance, clock if first else None)
+                        first = False
             if not calls:
                 if utterance.text:  # nothing to add after a handoff greeting that already asks
                     self.conv.history.append(ChatMessage(role="assistant", content=utterance.text))
@@ -149,10 +161,7 @@ class Responder:
             return
         except Exception as exc:
             if self.engines.fallback_chat is None or self.engines.fallback_chat is self.engines.chat:
-                log.exception("chat model failed, no fallback")
-                yield TextDelta(FALLBACK_APOLOGY)
-                self.ending.transfer = "the chat model failed"
-                return
+                raise EnginesExhausted("chat", f"{type(exc).__name__}, no fallback model") from exc
             log.warning("chat model %s failed; the fallback answers this turn", self.engines.chat.name,
                         exc_info=True)
             await self.conv.record_event("chat_fallback", engine=self.engines.chat.name)
@@ -160,10 +169,13 @@ class Responder:
                 await self.fallbacks.add(chat_fallback(self.engines.chat.name, self.engines.fallback_chat.name, exc))
         if produced:
             return  # what was said stands; the next turn tries the main model again
-        async with contextlib.aclosing(_closable(self.engines.fallback_chat.stream(request))) as deltas:
-            async for delta in deltas:
-                clock.mark("first_token")
-                yield delta
+        try:
+            async with contextlib.aclosing(_closable(self.engines.fallback_chat.stream(request))) as deltas:
+                async for delta in deltas:
+                    clock.mark("first_token")
+                    yield delta
+        except Exception as exc:  # the model and its fallback both failed: no model can answer
+            raise EnginesExhausted("chat", type(exc).__name__) from exc
 
     async def _run_tool(self, agent: Agent, tool_call: ToolCall) -> None:
         # The tool and its bookkeeping run as their own task: a barge-in cancels the reply, but a tool

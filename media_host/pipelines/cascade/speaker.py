@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from agents.schema import Voice
 from media_host.channel import CallChannel
-from media_host.engines.base import TextToSpeech
+from media_host.engines.base import EnginesExhausted, TextToSpeech
 from media_host.pipelines.cascade.latency import TurnClock
 
 _ABBREVIATIONS = ("dr", "mr", "mrs", "ms", "st", "e.g", "i.e", "a.m", "p.m", "no", "vs", "approx")
@@ -64,13 +64,15 @@ class Utterance:
         self._text: list[str] = []
         self._buffer = ""
         self._sentences: asyncio.Queue[str | None] = asyncio.Queue()
-        self._task = asyncio.create_task(self._synthesize(), name="tts")
+        self._task = asyncio.create_task(self._speak(), name="tts")
 
     @property
     def text(self) -> str:
         return " ".join(" ".join(self._text).split())
 
     def feed(self, text: str) -> None:
+        if (failure := self._failure()) is not None:
+            raise failure  # the TTS gave up: stop the reply now, not once the model has written all of it
         self._text.append(text)
         self._buffer += text
         complete, self._buffer = split_sentences(self._buffer)
@@ -83,12 +85,23 @@ class Utterance:
             self._sentences.put_nowait(self._buffer.strip())
         self._buffer = ""
         self._sentences.put_nowait(None)
-        await self._task
-        if self.started:
-            self.call.end_utterance()
+        try:
+            await self._task
+        finally:
+            if self.started:  # what was queued before a failure plays out, as a whole utterance
+                self.call.end_utterance()
 
     def cancel(self) -> None:
         self._task.cancel()
+
+    @property
+    def played_text(self) -> str:
+        """What the caller hears of it once its audio has played: its text, or, when the TTS gave up, the
+        sentences synthesized before."""
+        return " ".join(s.text for s in self.spoken) if self._failure() is not None else self.text
+
+    def _failure(self) -> BaseException | None:
+        return self._task.exception() if self._task.done() and not self._task.cancelled() else None
 
     @property
     def end_position(self) -> int:
@@ -120,6 +133,14 @@ class Utterance:
         sentence the caller did not hear in full)."""
         rest = [s.text for s in self.spoken if s.end > position]
         return " ".join(rest) if rest else ""
+
+    async def _speak(self) -> None:
+        try:
+            await self._synthesize()
+        except EnginesExhausted:
+            raise
+        except Exception as exc:  # the engine (or its whole fallback chain) failed: nothing is left to speak with
+            raise EnginesExhausted("tts", type(exc).__name__) from exc
 
     async def _synthesize(self) -> None:
         while (sentence := await self._sentences.get()) is not None:
