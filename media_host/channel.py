@@ -191,6 +191,20 @@ class CallChannel:
             return "caller_hung_up"
         return default
 
+    def retune(self, inbound_rate: int | None, outbound_rate: int | None) -> list[bytes]:
+        """Another pipeline, with its own rates, takes the call over (the Realtime pipeline's fallback to the
+        cascade). Returns the caller audio queued and not received yet, at the old inbound rate, for it to be
+        resampled (the frames are taken out of the queue; events stay). The agent audio queued plays on."""
+        queued = [item.pcm for item in self._inbound if isinstance(item, AudioFrame)]
+        self._inbound = deque(item for item in self._inbound if not isinstance(item, AudioFrame))
+        self._inbound_audio = 0
+        self.inbound_rate = inbound_rate or self.info.wire_rate
+        self.outbound_rate = outbound_rate or self.info.wire_rate
+        self._in_resampler = StreamResampler(self.info.wire_rate, self.inbound_rate, quality="VR")
+        self._in_framer = Framer(frame_bytes(self.inbound_rate))
+        self._out_resampler = StreamResampler(self.outbound_rate, self.info.wire_rate, quality="VR")
+        return queued
+
     # --- pipeline side: the caller -------------------------------------------------------------
     async def receive(self) -> Inbound:
         while not self._inbound:

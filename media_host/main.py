@@ -18,12 +18,11 @@ from agents import AgentLibrary, AgentLoadError
 from media_host.channel import CallInfo
 from media_host.control_plane import FunctionsControlPlane
 from media_host.engines.factory import build_engines, check_engines
-from media_host.engines.last_resort import last_resort_for
 from media_host.engines.outcomes import EngineStats
 from media_host.engines.resilient_chat import ChatRetryStats
 from media_host.metrics import DerivedCounter, engine_source
 from media_host.pipelines.base import Pipeline
-from media_host.pipelines.factory import check_pipeline, pipeline_factory
+from media_host.pipelines.factory import cascade_engines, check_pipeline, pipeline_factory
 from media_host.server import MediaHost
 from media_host.session_writer import SessionWriter
 from media_host.telemetry import setup_tracing
@@ -49,8 +48,7 @@ def _not_ready(_info: CallInfo) -> Pipeline:
 async def serve(settings: Settings, library: AgentLibrary) -> None:
     chat_stats = ChatRetryStats()
     engine_stats = EngineStats()  # every STT/chat/TTS request's outcome, per engine
-    engines = (await build_engines(settings, chat_stats, engine_stats) if settings.pipeline is PipelineKind.CASCADE
-               else None)
+    engines = await cascade_engines(settings, lambda: build_engines(settings, chat_stats, engine_stats))
     services = await open_services(settings)
     # With a Function App (CALLBACK_BASE_URL), handoffs and ACS transfer/hang-up requests reach its orchestration.
     writer = SessionWriter(services.store)  # calls' session writes, held through a Redis outage
@@ -61,9 +59,6 @@ async def serve(settings: Settings, library: AgentLibrary) -> None:
     host.metrics.add_source(lambda: CHAT_FAILURES.render_from(chat_stats.samples()))
     health = engines.health if engines is not None else None
     host.metrics.add_source(engine_source(engine_stats.samples, health.samples if health is not None else dict))
-    if engines is not None:  # spoken now, while the engines work: what a caller hears when none can answer
-        engines.last_resort = await last_resort_for(engines.tts, library.current, settings.default_scenario)
-        host.metrics.add_source(engines.last_resort.render_metrics)
     host.pipelines = pipeline_factory(settings, engines, host)
     register_routes(host)
     stop = asyncio.Event()

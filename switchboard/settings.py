@@ -165,6 +165,9 @@ class Settings(BaseSettings):
         None, description="Override of the Realtime WebSocket base URL (a proxy, or a local test server)."
     )
     realtime_reconnect_attempts: int = Field(5, ge=0, le=20, description="Realtime socket reconnects per drop.")
+    realtime_reconnect_deadline_seconds: float = Field(8.0, ge=0, le=120, description=(
+        "The longest a Realtime call tries to connect, at its start or after a drop (a connect that hangs "
+        "counts), before the cascade takes over, or without cascade engines a person; 0: no limit."))
 
     # --- Cosmos DB -----------------------------------------------------------------------------
     cosmos_endpoint: str | None = Field(None, description="Cosmos DB account endpoint.")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable
+
 from media_host.channel import CallInfo
 from media_host.engines.base import Engines
 from media_host.pipelines.base import Pipeline, PipelineFactory
@@ -19,6 +22,27 @@ def check_pipeline(settings: Settings) -> None:
                             "AZURE_OPENAI_REALTIME_DEPLOYMENT, or OPENAI_API_KEY, or REALTIME_WEBSOCKET_URL")
 
 
+log = logging.getLogger(__name__)
+
+
+async def cascade_engines(settings: Settings, build: Callable[[], Awaitable[Engines]]) -> Engines | None:
+    """The cascade's engines: a cascade host's own, and a Realtime host's fallback (realtime/fallback.py) when
+    they are installed (embedded) or configured (Azure Speech). Built at start, not at the first fallback: that
+    happens while a caller waits, and loading the engines takes seconds (docs/performance.md: 5-13 s for a host
+    with the embedded ones). Without them a Realtime call the service drops goes to a person."""
+    if settings.pipeline is PipelineKind.CASCADE:
+        return await build()
+    if settings.pipeline is not PipelineKind.REALTIME:
+        return None
+    try:
+        return await build()
+    except SettingsError as exc:
+        log.warning("realtime calls cannot fall back to the cascade (they go to a person): %s", exc)
+    except Exception:  # the Realtime calls need none of it: the host serves them anyway
+        log.exception("realtime calls cannot fall back to the cascade: its engines failed to load")
+    return None
+
+
 def pipeline_factory(settings: Settings, engines: Engines | None, host: HostServices) -> PipelineFactory:
     check_pipeline(settings)
     if settings.pipeline is PipelineKind.ECHO:
@@ -31,8 +55,11 @@ def pipeline_factory(settings: Settings, engines: Engines | None, host: HostServ
 
     pipeline: Pipeline
     if settings.pipeline is PipelineKind.REALTIME:
-        realtime = realtime_pipeline_from_settings(settings, host.control_plane, observe, metrics=host.metrics)
+        fallback = CascadePipeline(engines, host.control_plane, on_latency=observe) if engines is not None else None
+        realtime = realtime_pipeline_from_settings(settings, host.control_plane, observe, metrics=host.metrics,
+                                                   fallback=fallback)
         host.metrics.add_source(realtime.events.render)
+        host.metrics.add_source(realtime.fallbacks.render)
         pipeline = realtime
     elif engines is None:
         raise SettingsError("Invalid setting PIPELINE: the cascade needs its engines")

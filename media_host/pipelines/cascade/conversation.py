@@ -17,6 +17,9 @@ from switchboard.session_models import CallEvent, CallSession, CallState, Handof
 RESUMED = "Sorry, you were cut off."  # said when a call comes back on a new socket; `replies.resumed` overrides it
 # Said while the caller waits (a slow model or tool in the cascade, a Realtime outage); `replies.holding` overrides it.
 HOLDING_PHRASE = "One moment while I check that."
+# Said when a Realtime call carries on on the cascade engines (the Realtime service is gone); `replies.degraded`
+# overrides it. The voice changes with the engines: the caller is told.
+DEGRADED = "Sorry, I'm having some technical trouble, so I may sound a little different. Let's carry on."
 
 
 class Conversation:
@@ -44,8 +47,11 @@ class Conversation:
         return self.greeted and bool(self.history)
 
     def unanswered(self) -> bool:
-        """The caller's last words never got an answer they heard."""
-        return bool(self.history) and self.history[-1].role == "user"
+        """The caller's last words (or a tool's result) never got an answer they heard. The holding phrase
+        is no answer."""
+        holding = self.holding_phrase()
+        last = next((m for m in reversed(self.history) if not (m.role == "assistant" and m.content == holding)), None)
+        return last is not None and last.role in ("user", "tool")
 
     def reply(self, name: str, default: str) -> str:
         """The agent's `replies.<name>` template rendered, else `default`."""
@@ -57,6 +63,9 @@ class Conversation:
 
     def holding_phrase(self) -> str:
         return self.reply("holding", HOLDING_PHRASE)
+
+    def degraded_apology(self) -> str:
+        return self.reply("degraded", DEGRADED)
 
     # --- what the model and the tools see --------------------------------------------------------
     def variables(self) -> PromptVariables:

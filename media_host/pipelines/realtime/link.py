@@ -9,7 +9,8 @@ Liveness: a WebSocket ping goes out every `ping_every_s`. A pong overdue by `sta
 path went silent (`on_stalled`: the caller may hear a holding phrase); overdue by `dead_after_s`, the
 socket is aborted and the link reconnects, rather than waiting for TCP to notice, minutes later.
 
-When the socket drops, the link reconnects with backoff (0.2, 0.5, 1, 2, 4 s...), sends the events
+When the socket drops, the link reconnects with backoff (0.2, 0.5, 1, 2, 4 s...; within `deadline_s`, if
+given: a connect that hangs must not keep the caller waiting for minutes), sends the events
 `restore` returns (the session configuration, the conversation so far) before anything else, and
 carries on. Whatever was queued for the dead socket is dropped: the restored session supersedes it.
 But no caller turn is lost with it: the caller's audio the server may not have turned into a transcript
@@ -58,9 +59,10 @@ class RealtimeLink:
                  on_restored: Callable[[int], Awaitable[None]], on_failed: Callable[[], Awaitable[None]],
                  backoff: Sequence[float] = BACKOFF_S, on_stalled: Callable[[bool], None] | None = None,
                  ping_every_s: float = PING_EVERY_S, stall_after_s: float = STALL_AFTER_S,
-                 dead_after_s: float = DEAD_AFTER_S) -> None:
+                 dead_after_s: float = DEAD_AFTER_S, deadline_s: float | None = None) -> None:
         self.connector = connector
         self.attempts = attempts
+        self.deadline_s = deadline_s or None  # give up (re)connecting this long after starting to (None: never)
         self.backoff = tuple(backoff) or (1.0,)
         self.on_event, self.restore, self.on_lost = on_event, restore, on_lost
         self.on_restored, self.on_failed = on_restored, on_failed
@@ -125,16 +127,26 @@ class RealtimeLink:
         delays = [self.backoff[min(i, len(self.backoff) - 1)] for i in range(self.attempts)]
         if not reconnect:
             delays.insert(0, 0.0)
+        loop = asyncio.get_running_loop()
+        deadline = None if self.deadline_s is None else loop.time() + self.deadline_s
         for attempt, delay in enumerate(delays, start=1):
+            if deadline is not None and loop.time() + delay >= deadline:
+                log.warning("realtime: no attempt left before the deadline", extra={"after_s": self.deadline_s})
+                return None
             if delay:
                 await asyncio.sleep(delay)
             if self.closing:
                 return None
             try:
-                socket = await self.connector()
+                async with asyncio.timeout_at(deadline):  # a connect that hangs (a black hole) ends there
+                    socket = await self.connector()
             except RealtimeDisconnected as exc:
                 log.warning("realtime: connect failed", extra={"attempt": attempt, "reason": str(exc)[:200]})
                 continue
+            except TimeoutError:
+                log.warning("realtime: connect still pending at the deadline", extra={"attempt": attempt,
+                                                                                      "after_s": self.deadline_s})
+                return None
             try:
                 for event in await self.restore(reconnect):
                     await socket.send(event)
@@ -303,6 +315,11 @@ class RealtimeLink:
         """The caller audio sent that the server has not confirmed hearing (what an outage may have swallowed)."""
         start = max(0, self._confirmed - self._kept_at) if self.connected else 0
         return b"".join(itertools.islice(self._kept, start, None))
+
+    def unheard_audio(self) -> bytes:
+        """Once the link has given up: every caller frame kept (what no socket turned into a transcript, and
+        all that arrived since the drop), for whoever takes the call over."""
+        return b"".join(self._kept)
 
     @property
     def holding_speech(self) -> bool:

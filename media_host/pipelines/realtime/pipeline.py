@@ -10,12 +10,14 @@ or with the heard part when interrupted).
 
 The server detects the turns (server or semantic VAD, `create_response` and `interrupt_response`
 on). This module holds one call together: the caller's side (audio, speech, transcripts, digits),
-the events of the socket, and the socket's coming and going (link.py).
+the events of the socket, and the socket's coming and going (link.py); when the service stays away,
+the cascade takes the rest of the call (fallback.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Coroutine, Sequence
@@ -29,20 +31,27 @@ from media_host.events import (
     CallerHungUp,
     CallStarted,
     DtmfReceived,
-    HangUp,
     Recognition,
     SpeechStarted,
     SpeechStopped,
     TranscriptLine,
-    Transfer,
     TransferStatusReceived,
     TurnCommitted,
 )
 from media_host.metrics import Counter, MediaMetrics
+from media_host.pipelines.cascade import CascadePipeline
 from media_host.pipelines.cascade.conversation import Conversation
 from media_host.pipelines.cascade.latency import TurnClock
 from media_host.pipelines.keypad import Keypad
 from media_host.pipelines.realtime.client import Connector, realtime_connector
+from media_host.pipelines.realtime.fallback import (
+    AT_START,
+    RECONNECT_FAILED,
+    UNAVAILABLE,
+    continue_on_cascade,
+    fallbacks_counter,
+    hand_to_a_person,
+)
 from media_host.pipelines.realtime.holding import HOLD_AFTER_S, HoldingClips, HoldingLine
 from media_host.pipelines.realtime.link import (
     BACKOFF_S,
@@ -52,17 +61,9 @@ from media_host.pipelines.realtime.link import (
     Event,
     RealtimeLink,
 )
+from media_host.pipelines.realtime.notices import ServiceNotices
 from media_host.pipelines.realtime.playback import Playback
-from media_host.pipelines.realtime.protocol import (
-    BENIGN_ERRORS,
-    BY_MODEL_NAME,
-    SAMPLE_RATE,
-    Dialect,
-    MalformedEvent,
-    RateLimit,
-    ServerError,
-    Transcription,
-)
+from media_host.pipelines.realtime.protocol import BY_MODEL_NAME, SAMPLE_RATE, Dialect, Transcription
 from media_host.pipelines.realtime.responses import Responses
 from media_host.pipelines.realtime.session import SessionControl
 from media_host.pipelines.realtime.turns import AgentItem, Entry, Journal, Said
@@ -72,7 +73,7 @@ from switchboard.settings import RealtimeFlavor, Settings
 log = logging.getLogger(__name__)
 
 TRANSFER_FAILED = "I'm sorry, I couldn't connect you just now. I'll keep helping you myself."
-UNAVAILABLE = "realtime service unavailable"
+HANDOVER_PLAYOUT_S = 5.0  # at most, for the audio already queued to play before the cascade takes over
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,8 @@ class RealtimePipeline:
                  flavor: RealtimeFlavor = RealtimeFlavor.GA, reconnect_attempts: int = 5,
                  backoff: Sequence[float] = BACKOFF_S, on_latency: Callable[[dict[str, float]], None] | None = None,
                  metrics: MediaMetrics | None = None, events: Counter | None = None,
-                 liveness: Liveness | None = None, transcription: Transcription = BY_MODEL_NAME) -> None:
+                 liveness: Liveness | None = None, transcription: Transcription = BY_MODEL_NAME,
+                 fallback: CascadePipeline | None = None, reconnect_deadline_s: float | None = None) -> None:
         self.connector = connector
         self.control_plane = control_plane
         self.flavor = flavor
@@ -106,19 +108,27 @@ class RealtimePipeline:
         self.metrics = metrics
         # Realtime API events by kind (error, rate_limits_updated, disconnect, reconnect, voice_kept...).
         self.events = events or Counter("switchboard_realtime_events_total", "Realtime API events, by kind")
+        self.fallback = fallback  # the cascade that takes a call the Realtime service cannot serve (fallback.py)
+        self.fallbacks = fallbacks_counter()
+        self.reconnect_deadline_s = reconnect_deadline_s
 
     async def run(self, call: CallChannel) -> None:
         assert call.info.state is not None, "the realtime pipeline needs the call's session"
-        await RealtimeCall(self, call).run()
+        realtime = RealtimeCall(self, call)
+        reason = await realtime.run()
+        if reason is not None and self.fallback is not None:
+            await continue_on_cascade(self.fallback, call, realtime.conv, reason=reason,
+                                      unheard=realtime.link.unheard_audio(), fallbacks=self.fallbacks)
 
 
 def realtime_pipeline_from_settings(settings: Settings, control_plane: ControlPlane,
                                     on_latency: Callable[[dict[str, float]], None] | None = None, *,
-                                    metrics: MediaMetrics | None = None,
-                                    events: Counter | None = None) -> RealtimePipeline:
+                                    metrics: MediaMetrics | None = None, events: Counter | None = None,
+                                    fallback: CascadePipeline | None = None) -> RealtimePipeline:
     return RealtimePipeline(realtime_connector(settings), control_plane, flavor=settings.realtime_flavor,
                             reconnect_attempts=settings.realtime_reconnect_attempts, on_latency=on_latency,
-                            metrics=metrics, events=events, transcription=Transcription.from_settings(settings))
+                            metrics=metrics, events=events, transcription=Transcription.from_settings(settings),
+                            fallback=fallback, reconnect_deadline_s=settings.realtime_reconnect_deadline_seconds)
 
 
 class RealtimeCall:
@@ -135,18 +145,22 @@ class RealtimeCall:
                                  on_event=self._on_event, restore=self._restore, on_lost=self._on_lost,
                                  on_restored=self._on_restored, on_failed=self._on_failed,
                                  on_stalled=self._on_stalled, ping_every_s=live.ping_every_s,
-                                 stall_after_s=live.stall_after_s, dead_after_s=live.dead_after_s)
+                                 stall_after_s=live.stall_after_s, dead_after_s=live.dead_after_s,
+                                 deadline_s=pipeline.reconnect_deadline_s)
         self.session = SessionControl(self.conv, self.dialect, self.link, self.journal, pipeline.transcription)
         self.playback = Playback(call, self.journal, self.link, self.dialect, self._on_item_started)
         self.holding = HoldingLine(pipeline.holding_clips, self.conv, self.link, self.dialect, self.playback,
                                    count=self.count, hold_after_s=live.hold_after_s)
         self.speaking = False  # the server heard the caller start and not yet stop
         self.responses = Responses(self)
+        self.notices = ServiceNotices(self)
         self.keypad = Keypad(self._on_digits)
         self.callers: dict[str, Entry] = {}  # caller items waiting for their transcript
         self.clock: TurnClock | None = None  # the caller's last turn, until its answer's first audio
         self.last_clock: TurnClock | None = None
         self.done = False
+        self.degraded: str | None = None  # why the cascade takes the rest of the call (fallback.py)
+        self.listener: asyncio.Task[None] | None = None  # the loop over the caller's side
         self.tasks: set[asyncio.Task[None]] = set()
         self.tool_tasks: set[asyncio.Task[None]] = set()
         responses, playback = self.responses, self.playback
@@ -165,32 +179,53 @@ class RealtimeCall:
             "response.function_call_arguments.done": responses.on_function_call,
             "response.done": responses.on_done,
             "session.updated": self._on_session_updated,
-            "error": self._on_error,
-            "rate_limits.updated": self._on_rate_limits,
+            "error": self.notices.on_error,
+            "rate_limits.updated": self.notices.on_rate_limits,
         }
 
     # --- main loop ------------------------------------------------------------------------------
-    async def run(self) -> None:
+    async def run(self) -> str | None:
+        """Hold the call. Returns why the cascade takes the rest of it (the service is gone), or None."""
         try:
             if not await self.link.open():
-                await self._on_failed()
-            while not self.done:
-                item = await self.call.receive()
-                if isinstance(item, AudioFrame):
-                    self.link.append_audio(item.pcm, item.received_at)
-                    if not self.link.healthy:  # the server cannot hear the caller now: we listen
-                        self.holding.frame(item.pcm)
-                elif isinstance(item, CallStarted):
-                    self._greet()
-                elif isinstance(item, DtmfReceived):
-                    self.keypad.press(item.digits)
-                elif isinstance(item, TransferStatusReceived) and item.status == "failed":
-                    self.session.say(self.session.template("transfer_failed", TRANSFER_FAILED))
-                    self.spawn(self.conv.record_event("transfer_failed"))
-                elif isinstance(item, CallerHungUp):
-                    break
+                await self._on_failed(at_start=True)
+            if self.degraded is None:
+                self.listener = asyncio.create_task(self._listen(), name="realtime-listen")
+                try:
+                    await self.listener
+                except asyncio.CancelledError:  # the listener, stopped for the cascade; else this call, ending
+                    task = asyncio.current_task()
+                    if not self._handing_over() or (task is not None and task.cancelling()):
+                        raise
+            if self.degraded is not None:  # what already plays (the holding phrase) is heard, and written, whole
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(HANDOVER_PLAYOUT_S):
+                        await self.call.wait_for_playout()
         finally:
+            if self.listener is not None:
+                self.listener.cancel()
             await self._close()
+        return self.degraded
+
+    def _handing_over(self) -> bool:  # a method: the flag changes while a task awaits
+        return self.degraded is not None
+
+    async def _listen(self) -> None:
+        while not self.done:
+            item = await self.call.receive()
+            if isinstance(item, AudioFrame):
+                self.link.append_audio(item.pcm, item.received_at)
+                if not self.link.healthy:  # the server cannot hear the caller now: we listen
+                    self.holding.frame(item.pcm)
+            elif isinstance(item, CallStarted):
+                self._greet()
+            elif isinstance(item, DtmfReceived):
+                self.keypad.press(item.digits)
+            elif isinstance(item, TransferStatusReceived) and item.status == "failed":
+                self.session.say(self.session.template("transfer_failed", TRANSFER_FAILED))
+                self.spawn(self.conv.record_event("transfer_failed"))
+            elif isinstance(item, CallerHungUp):
+                break
 
     def spawn(self, work: Coroutine[Any, Any, None], tool: bool = False) -> None:
         task = asyncio.create_task(work)
@@ -239,44 +274,6 @@ class RealtimeCall:
     def _on_session_updated(self, event: Event) -> None:
         self.session.on_updated(event)
         self.holding.prepare(self.session.voice)
-
-    def _malformed(self, event: Event, problem: MalformedEvent) -> None:
-        """One line, no traceback: the service sent something its own SDK could not read; the call goes on."""
-        log.warning("realtime: malformed %s event ignored: %s", event["type"][:60], problem)
-        self.count("malformed", event=event["type"][:60])
-
-    def _on_error(self, event: Event) -> None:
-        try:
-            error = ServerError.parse(event)
-        except MalformedEvent as problem:
-            self._malformed(event, problem)
-            return
-        if self.holding.refused(error):
-            return
-        code = error.label
-        if code in BENIGN_ERRORS:
-            log.info("realtime: %s", code)
-            self.count("benign_error", code=code)
-            return
-        log.warning("realtime error", extra={"error_type": error.type, "code": code, "param": error.param,
-                                             "event_id": error.event_id, "error_message": error.message[:200]})
-        self.count("error", "realtime_error", code=code)
-        kept = self.session.voice_refused(error)
-        if kept is not None:  # the server keeps the voice once assistant audio exists: the rest is applied
-            self.count("voice_kept")
-            self.spawn(self.conv.record_event("voice_kept", voice=kept[0], refused=kept[1]))
-
-    def _on_rate_limits(self, event: Event) -> None:
-        try:
-            limits = RateLimit.parse_all(event)
-        except MalformedEvent as problem:
-            self._malformed(event, problem)
-            return
-        self.count("rate_limits_updated")
-        for limit in limits:
-            (log.warning if limit.low else log.debug)("realtime rate limit", extra={
-                "limit_name": limit.name, "remaining": limit.remaining, "limit": limit.limit,
-                "reset_seconds": limit.reset_seconds})
 
     # --- the caller's side ------------------------------------------------------------------------
     def _on_speech_started(self, event: Event) -> None:
@@ -393,19 +390,17 @@ class RealtimeCall:
         self.holding.restored()
         await self.conv.record_event("realtime_reconnected", attempts=attempts)
 
-    async def _on_failed(self) -> None:
-        """No Realtime service: the caller must not be left in silence. A person takes over."""
-        log.error("realtime service unreachable; handing the call to a person")
+    async def _on_failed(self, at_start: bool = False) -> None:
+        """No Realtime service: the caller must not be left in silence. The cascade takes over if the host has
+        its engines (fallback.py: the listener stops, the call is handed over once this one is closed), else a
+        person does."""
         self.count("unavailable", "realtime_unavailable")
-        await self.conv.record_event("realtime_unavailable")
-        await self.call.wait_for_playout()
-        target = self.conv.scenario.spec.policy.human_queue
-        if target:
-            await self.conv.record_event("transfer", target=target, reason=UNAVAILABLE)
-            self.call.send(Transfer(target, UNAVAILABLE))
-        else:
-            await self.conv.record_event("hangup", reason=UNAVAILABLE)
-            self.call.send(HangUp(UNAVAILABLE))
+        if self.p.fallback is not None:
+            self.degraded = AT_START if at_start else RECONNECT_FAILED
+            if self.listener is not None:
+                self.listener.cancel()
+            return
+        if not await hand_to_a_person(self.call, self.conv):
             self.stop(UNAVAILABLE)
 
     async def _close(self) -> None:

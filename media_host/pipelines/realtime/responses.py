@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 from media_host.channel import CallChannel
 from media_host.control_plane import ControlPlane
+from media_host.engines.base import ChatMessage, ToolCall
 from media_host.events import HangUp, Transfer
 from media_host.pipelines.cascade.conversation import Conversation
 from media_host.pipelines.effects import Ending, apply_effects, run_tool
@@ -33,6 +34,7 @@ from media_host.pipelines.realtime.link import Event, RealtimeLink
 from media_host.pipelines.realtime.playback import Playback
 from media_host.pipelines.realtime.protocol import Dialect, FunctionCall, ResponseDone
 from media_host.pipelines.realtime.session import SessionControl
+from media_host.pipelines.realtime.turns import Journal
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,7 @@ class CallParts(Protocol):
     dialect: Dialect
     session: SessionControl
     playback: Playback
+    journal: Journal
     control_plane: ControlPlane
     done: bool
 
@@ -164,6 +167,11 @@ class Responses:
             outputs.append((call.call_id, result.for_model()))
             previous = await apply_effects(result.effects, parts.call, conv, parts.control_plane,
                                            self.ending) or previous
+        # The history keeps the calls and their results as the cascade's does: a call that goes on there
+        # (realtime/fallback.py) gives them to its chat model.
+        asked = ChatMessage(role="assistant", tool_calls=tuple(ToolCall(c.call_id, c.name, c.arguments) for c in calls))
+        parts.journal.note((asked, *(ChatMessage(role="tool", content=output, tool_call_id=call_id, name=call.name)
+                                     for call, (call_id, output) in zip(calls, outputs, strict=True))))
         await conv.save()
         if self.ending.requested:
             self.finish_after_response = True  # once the reply that follows is done

@@ -38,8 +38,9 @@ class Said:
 
 
 class Entry:
-    def __init__(self, speaker: Speaker, label: str) -> None:
+    def __init__(self, speaker: Speaker, label: str, messages: tuple[ChatMessage, ...] = ()) -> None:
         self.speaker, self.label = speaker, label
+        self.messages = messages  # for the history only, in this place (a note: no turn)
         self.future: asyncio.Future[Said | None] = asyncio.get_running_loop().create_future()
 
     def resolve(self, said: Said | None) -> None:
@@ -105,6 +106,14 @@ class Journal:
         self._wake.set()
         return entry
 
+    def note(self, messages: tuple[ChatMessage, ...]) -> None:
+        """Messages the model's history needs and the transcript does not (a tool's call and its result), in
+        their place: after the caller's words that led to them, whose transcript may come later."""
+        entry = Entry(Speaker.SYSTEM, "note", messages)
+        entry.resolve(None)
+        self._entries.append(entry)
+        self._wake.set()
+
     def pending(self, speaker: Speaker) -> list[Entry]:
         return [e for e in self._entries if e.speaker is speaker and not e.resolved]
 
@@ -138,6 +147,7 @@ class Journal:
             except TimeoutError:
                 log.warning("realtime: no transcript for a caller turn", extra={"item": entry.label})
                 said = None
+            self.conv.history.extend(entry.messages)
             if said is not None and said.text:
                 try:
                     await self._write(entry.speaker, said)
