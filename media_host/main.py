@@ -18,6 +18,7 @@ from agents import AgentLibrary, AgentLoadError
 from media_host.channel import CallInfo
 from media_host.control_plane import FunctionsControlPlane
 from media_host.engines.factory import build_engines, check_engines
+from media_host.engines.last_resort import last_resort_for
 from media_host.engines.outcomes import EngineStats
 from media_host.engines.resilient_chat import ChatRetryStats
 from media_host.metrics import DerivedCounter, engine_source
@@ -59,6 +60,9 @@ async def serve(settings: Settings, library: AgentLibrary) -> None:
     host.metrics.add_source(lambda: CHAT_FAILURES.render_from(chat_stats.samples()))
     health = engines.health if engines is not None else None
     host.metrics.add_source(engine_source(engine_stats.samples, health.samples if health is not None else dict))
+    if engines is not None:  # spoken now, while the engines work: what a caller hears when none can answer
+        engines.last_resort = await last_resort_for(engines.tts, library.current, settings.default_scenario)
+        host.metrics.add_source(engines.last_resort.render_metrics)
     host.pipelines = pipeline_factory(settings, engines, host)
     register_routes(host)
     stop = asyncio.Event()

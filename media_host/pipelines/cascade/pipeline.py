@@ -4,6 +4,8 @@ Caller audio is always read (even while the agent talks), so speech over the age
 playout is flushed, the reply in progress is cancelled, and the transcript keeps only the words the
 caller heard. Speech that resumes before the agent has started answering is the same turn, continued.
 Agent turns are written to the session once played (or, when interrupted, with what was heard).
+When no engine can answer (EnginesExhausted: speech-to-text, the models or text-to-speech), the caller
+hears the apology synthesized at start-up and goes to the scenario's human number, or is told goodbye.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 from media_host.channel import CallChannel
 from media_host.control_plane import ControlPlane
 from media_host.engines.base import ChatMessage, Engines, EnginesExhausted, Transcript, VoiceActivityDetector
+from media_host.engines.last_resort import LastResort
 from media_host.events import (
     AudioFrame,
     CallerHungUp,
@@ -36,6 +39,7 @@ from media_host.events import (
     TurnLatency,
 )
 from media_host.pipelines.cascade.conversation import Conversation
+from media_host.pipelines.cascade.handover import Handover
 from media_host.pipelines.cascade.latency import TurnClock
 from media_host.pipelines.cascade.responder import Responder
 from media_host.pipelines.cascade.speaker import Utterance
@@ -59,6 +63,8 @@ class CascadePipeline:
         self.on_latency = on_latency
         self.inbound_rate: int | None = engines.stt.sample_rate
         self.outbound_rate: int | None = engines.tts.sample_rate
+        # Never silence: without clips synthesized at start-up, the last resort is the special information tone.
+        self.last_resort = engines.last_resort or LastResort.tone(engines.tts.sample_rate)
 
     async def run(self, call: CallChannel) -> None:
         assert call.info.state is not None, "the cascade needs the call's session"
@@ -93,6 +99,7 @@ class CascadeCall:
         self.speech: list[bytes] | None = None  # the caller's current utterance, while they speak
         self.turn_audio: list[bytes] = []  # kept until the agent answers, so a resumed turn is one turn
         self.reply: asyncio.Task[None] | None = None
+        self.handover = Handover(call, self.conv, pipeline.last_resort, self._finish_call)  # when no engine can answer
         self.unplayed: list[tuple[Utterance, TurnClock | None]] = []  # queued agent audio, oldest first
         self.recorder: asyncio.Task[None] | None = None  # writes each utterance's turn once it is heard
         self.keypad = Keypad(self._on_digits)
@@ -115,7 +122,10 @@ class CascadeCall:
                 elif isinstance(item, DtmfReceived):
                     self.keypad.press(item.digits)
                 elif isinstance(item, TransferStatusReceived) and item.status == "failed":
-                    self._start(self._transfer_failed())
+                    if self.handover.begun:  # the last resort's transfer failed: say goodbye instead
+                        self.handover.begin("transfer", hang_up=True)
+                    else:
+                        self._start(self._transfer_failed())
                 elif isinstance(item, CallerHungUp):
                     break
         finally:
@@ -123,9 +133,12 @@ class CascadeCall:
 
     def _start(self, work: Coroutine[Any, Any, None]) -> None:
         """Run a reply (greeting, answer) as the one reply in progress; it supersedes any other."""
+        if self.handover.begun:  # no engine could answer: nothing more is said but the last resort
+            work.close()
+            return
         if self.reply is not None and not self.reply.done():
             self.reply.cancel()
-        self.reply = asyncio.create_task(work, name="reply")
+        self.reply = asyncio.create_task(self.handover.guard(work), name="reply")
         self.reply.add_done_callback(_log_failure)
 
     # --- caller audio ---------------------------------------------------------------------------
@@ -152,6 +165,8 @@ class CascadeCall:
         return self.arrivals[index % ARRIVALS]
 
     def _on_speech_start(self, at_ms: float) -> None:
+        if self.handover.begun:  # the apology is not interrupted, nor answered: the call is being let go
+            return
         self.call.send(SpeechStarted())
         onset = self._arrival(at_ms)
         agent_audible = self.call.playing or any(u.started for u, _ in self.unplayed)
@@ -176,7 +191,10 @@ class CascadeCall:
 
     def _drop_speculative(self) -> None:
         if self.speculative is not None:
-            self.speculative[1].cancel()
+            task = self.speculative[1]
+            task.cancel()
+            if task.done() and not task.cancelled():
+                task.exception()  # a guess whose STT failed is not an error: the turn's own transcript decides
             self.speculative = None
 
     def _on_speech_end(self, at_ms: float) -> None:
@@ -284,7 +302,12 @@ class CascadeCall:
 
     async def _answer(self, audio: list[bytes], clock: TurnClock,
                       ready: asyncio.Task[tuple[Transcript, float]] | None = None) -> None:
-        transcript, done_at = await (ready if ready is not None else self._transcribe(audio))
+        try:
+            transcript, done_at = await (ready if ready is not None else self._transcribe(audio))
+        except (EnginesExhausted, asyncio.CancelledError):
+            raise
+        except Exception as exc:  # the engine (or its whole fallback chain) failed: nothing is left to hear with
+            raise EnginesExhausted("stt", type(exc).__name__) from exc
         clock.mark("stt_done", done_at)
         clock.engine("stt", transcript.engine_ms)
         await self._caller_said(transcript.text.strip(), clock, transcript.confidence)
@@ -351,8 +374,8 @@ class CascadeCall:
                 await asyncio.sleep(remaining * FRAME_MS / 1000)
                 continue
             self.unplayed.pop(0)
-            await self.conv.record_turn(Speaker.AGENT, utterance.text, latency=self._latency(utterance, clock))
-            self.call.send(TranscriptLine("agent", utterance.text, self.conv.agent.name))
+            await self.conv.record_turn(Speaker.AGENT, utterance.played_text, latency=self._latency(utterance, clock))
+            self.call.send(TranscriptLine("agent", utterance.played_text, self.conv.agent.name))
 
     def _latency(self, utterance: Utterance, clock: TurnClock | None) -> dict[str, float] | None:
         """The turn's marks, completed with when its first audio went out, and reported."""
@@ -373,6 +396,7 @@ class CascadeCall:
         self.keypad.close()
         if self.reply is not None:
             self.reply.cancel()
+        self.handover.cancel()
         if self.recorder is not None and not self.recorder.done():
             # The call is over: whatever was queued was heard up to where the stream got.
             self.recorder.cancel()
