@@ -8,7 +8,8 @@ hang-ups, transfers and the pipeline's speech events back on the same socket: Au
 no separate control plane.
 
 The session is created here (there is no incoming-call webhook for AudioCodes): the conversation id
-is the call id, the scenario is the one `botName` names, else the default.
+is the call id, the scenario is the one `botName` names, else the default. A `session.resume` while the
+conversation's old socket is still open on this host closes the old one (audiocodes_sockets.py).
 
 Names as AudioCodes documents them, under techdocs.audiocodes.com/voice-ai-connect/Content/: message
 types in Bot-API/ac-bot-api-streaming.htm and AudioCodes' SDK (github.com/audiocodes/ac-bot-api,
@@ -55,6 +56,7 @@ from media_host.events import (
 )
 from media_host.playout import UtteranceEnd
 from media_host.transports import audiocodes_models as wire
+from media_host.transports.audiocodes_sockets import Attached, conversations, supersede
 from media_host.transports.base import (
     Admission,
     CloseCode,
@@ -110,6 +112,7 @@ class AudioCodesAdapter(WireAdapter):
         self._streams = 0
         self._send_lock = asyncio.Lock()  # keeps playStream start/chunk/stop of two sender tasks in order
         self._bad_transfer_status_logged = False
+        self._attached = Attached(ws)  # this socket, once it carries an accepted conversation
 
     # --- upgrade -------------------------------------------------------------------------------
     @classmethod
@@ -194,6 +197,10 @@ class AudioCodesAdapter(WireAdapter):
 
     async def _resume(self, message: wire.SessionResume) -> CallInfo:
         call_id = self._check_conversation_id(message.conversation_id)
+        stale = conversations(self.host).get(call_id)  # its old socket, if still attached on this host
+        if stale is not None and await supersede(stale, call_id, self.host.writer):
+            self.host.metrics.errors.inc(transport=self.transport, kind="stale_socket")
+            log.warning("session.resume while the old socket was open: closed it", extra={"transport": self.transport})
         try:
             state = await self.host.store.load(call_id)
         except RedisError:
@@ -217,7 +224,11 @@ class AudioCodesAdapter(WireAdapter):
 
     async def _accept(self, call_id: str) -> None:
         self._call_id = call_id
+        conversations(self.host).attach(call_id, self._attached)
         await self.ws.send(wire.session_accepted(self._format.name))
+
+    def call_finished(self) -> None:
+        conversations(self.host).detach(self._call_id, self._attached)
 
     # --- inbound -------------------------------------------------------------------------------
     async def on_message(self, message: str | bytes, channel: CallChannel) -> None:

@@ -165,6 +165,10 @@ class WireAdapter(ABC):
         self._unknown_kinds.add(key)
         log.info("ignoring %s %r", *key, extra={"transport": self.transport})
 
+    def call_finished(self) -> None:  # noqa: B027 - optional hook
+        """The call on this socket is over: its pipeline has returned and its control events are sent or dropped
+        (the runner calls it last). An adapter that tracks its calls lets go of this one here."""
+
     def idle_timeout(self) -> float:
         """Seconds of silence from the far end after which the call is considered dead."""
         return self.host.settings.media_idle_timeout_seconds

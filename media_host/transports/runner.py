@@ -186,6 +186,7 @@ async def run_call(adapter: WireAdapter, channel: CallChannel, pipeline: Pipelin
             await asyncio.gather(*tasks, return_exceptions=True)
             await sender.finish(control)  # after the pipeline: nothing is queued once it is gone
             on_end(channel, outcome)
+            adapter.call_finished()
             log.info("call ended", extra={"outcome": outcome, "frames_in": channel.frames_in,
                                           "frames_out": channel.frames_out,
                                           "late_frames": channel.late_frames})

@@ -36,6 +36,7 @@ from media_host.pipelines import Pipeline
 from media_host.pipelines.echo import EchoPipeline, tone
 from media_host.server import MediaHost
 from media_host.transports.audiocodes import AudioCodesAdapter
+from switchboard.session_models import CallEvent
 from tests.support.audiocodes_client import AudioCodesClient, payload
 from tests.support.media_harness import AUDIOCODES_TOKEN, echo_pipelines, running_host
 
@@ -242,6 +243,45 @@ async def test_resume_after_a_dropped_socket(redis_url: str) -> None:
                                                                 (first.conversation_id, True)]
     assert seen[1].state is not None
     assert seen[1].state.session.scenario == "banking"
+
+
+class EchoWritingItsEnd(EchoPipeline):
+    """Echo, and write down that the call on this socket ended (after it has, as a cascade saves its state)."""
+
+    async def run(self, call: CallChannel) -> None:
+        await super().run(call)
+        await call.append_event(CallEvent(kind="echo_ended"))
+
+
+async def test_resume_while_the_old_socket_is_open_closes_the_old_one(redis_url: str) -> None:
+    seen: list[CallInfo] = []
+
+    def pipelines(info: CallInfo) -> Pipeline:
+        seen.append(info)
+        return EchoWritingItsEnd()
+
+    async with ac_host(redis_url, pipelines=pipelines) as host:
+        assert host.port is not None
+        async with streaming_call(host, ["raw/lpcm16"]) as first:
+            await first.send_audio(pattern(1))
+            await first.wait_for(lambda c: c.played() == pattern(1))
+            # VAIC thinks the socket dropped, but it is still open here: it resumes on a new one.
+            async with AudioCodesClient(host.port, conversation_id=first.conversation_id) as again:
+                assert await again.resume() == payload("session_accepted", mediaFormat="raw/lpcm16")
+                assert await first.closed() == (1000, "superseded: session.resume on a new socket")
+                assert first.received("session.error") == []  # VAIC would disconnect the call on one
+                await again.start_stream()
+                await again.send_audio(pattern(2))
+                await again.wait_for(lambda c: c.played() == pattern(2))
+                assert first.played() == pattern(1)  # only the new socket carries the conversation
+                assert host.metrics.active.collect()[(("transport", "audiocodes"),)] == 1
+                assert errors(host)["stale_socket"] == 1
+                await again.end()
+                assert await again.closed() == (1000, "call ended")
+    assert [(info.call_id, info.resumed) for info in seen] == [(first.conversation_id, False),
+                                                                (first.conversation_id, True)]
+    assert seen[1].state is not None  # the new socket resumed from the session as the old call left it
+    assert [e.kind for e in seen[1].state.events] == ["echo_ended"]
 
 
 async def test_pipeline_events_have_the_documented_shape(redis_url: str) -> None:
