@@ -5,7 +5,7 @@ A media host built as `media_host.main` builds it (`pipeline_factory` with PIPEL
 the real openai client against the local Realtime server (tests/support/realtime_server.py), a 16 kHz ACS socket,
 Redis, and the scripted cascade engines (tests/support/scripted_engines.py: a phrase frame's first sample names
 what the caller said; 100 ms of tone a word). The embedded engines, with what the caller heard transcribed back:
-tests/e2e/test_realtime_fallback_e2e.py.
+tests/e2e/test_realtime_fallback.py.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from local_stack.callers.acs_client import AcsClient
 from media_host.channel import CallInfo
@@ -27,6 +28,7 @@ from media_host.pipelines.factory import pipeline_factory
 from media_host.pipelines.realtime import RealtimePipeline
 from media_host.server import MediaHost
 from media_host.transports.acs import AcsAdapter
+from tests.support.fault_proxy import FaultProxy
 from tests.support.media_harness import running_host, seed_call
 from tests.support.realtime_harness import agents_dir
 from tests.support.realtime_server import CallTool, RealtimeServer, Speak
@@ -71,6 +73,7 @@ class Call:
     acs: AcsClient
     pipeline: RealtimePipeline
     chat: ScriptedChatModel
+    proxy: FaultProxy
 
     async def turns(self, count: int) -> list[tuple[str, str, bool]]:
         async with asyncio.timeout(15):
@@ -101,22 +104,23 @@ class Call:
 
 
 @contextlib.asynccontextmanager
-async def fallback_call(redis_url: str, agents_dir: Path, server: RealtimeServer,
-                        chat: ScriptedChatModel, attempts: int = 2) -> AsyncIterator[Call]:
+async def fallback_call(redis_url: str, agents_dir: Path, server: RealtimeServer, chat: ScriptedChatModel,
+                        attempts: int = 2, **settings: object) -> AsyncIterator[Call]:
+    """A call on a Realtime host with the scripted cascade engines; its Realtime socket goes through a fault proxy."""
     engines = Engines(vad=EnergyVoiceActivityDetector, stt=HeardSpeech(PHRASES), chat=chat,
                       tts=ToneTextToSpeech())
     holder: list[RealtimePipeline] = []
-    async with server, running_host(redis_url, adapters=[AcsAdapter], pipelines=lambda _i: holder[0],
-                                    agents_dir=str(agents_dir), pipeline="realtime",
-                                    realtime_websocket_url=server.url, realtime_flavor=server.flavor,
-                                    realtime_reconnect_attempts=attempts) as host:
+    async with server, FaultProxy("127.0.0.1", server.port) as proxy, running_host(
+            redis_url, adapters=[AcsAdapter], pipelines=lambda _i: holder[0], agents_dir=str(agents_dir),
+            pipeline="realtime", realtime_websocket_url=proxy.url("ws", "/v1"), realtime_flavor=server.flavor,
+            realtime_reconnect_attempts=attempts, **settings) as host:
         pipeline = pipeline_factory(host.settings, engines, host)(CallInfo("any", "acs", 16000))
         assert isinstance(pipeline, RealtimePipeline)
         holder.append(pipeline)
         call_id, token = await seed_call(host, scenario="rtdesk", agent="front")
         assert host.port is not None
         async with AcsClient(host.port, token, rate=16000) as acs:
-            yield Call(host, call_id, acs, pipeline, chat)
+            yield Call(host, call_id, acs, pipeline, chat, proxy)
     assert server.problems == []
     assert not server.script
 
@@ -212,3 +216,21 @@ async def test_a_service_down_at_the_start_of_a_call_leaves_the_whole_call_to_th
     assert server.connections == []
     assert call.pipeline.fallbacks.get(from_pipeline="realtime", to_pipeline="cascade",
                                        reason="unreachable_at_start") == 1
+
+
+
+async def test_a_reconnect_that_hangs_is_given_up_at_the_deadline(
+        redis_url: str, agents_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    server = RealtimeServer("ga", [Speak("Hello, front desk.", 200)])
+    # Five attempts, each of which could wait CONNECT_TIMEOUT_S (10 s): the deadline (1 s) ends them.
+    async with fallback_call(redis_url, agents_dir, server, ScriptedChatModel([]), attempts=5,
+                             realtime_reconnect_deadline_seconds=1.0) as call:
+        await call.turns(1)
+        call.proxy.blackhole()  # new connections are held, unanswered...
+        call.proxy.drop()  # ...and the socket up is reset
+        fallback = await call.fell_back()
+        recorded = await call.turns(2)
+    assert recorded == [GREETING, ("agent", DEGRADED, False)]
+    assert fallback["reason"] == "reconnect_failed"
+    assert call.proxy.stats.accepted == 2  # the call's socket, and one reconnect that never got an answer
+    assert "realtime: connect still pending at the deadline" in [r.getMessage() for r in caplog.records]
