@@ -191,10 +191,7 @@ class CascadeCall:
 
     def _drop_speculative(self) -> None:
         if self.speculative is not None:
-            task = self.speculative[1]
-            task.cancel()
-            if task.done() and not task.cancelled():
-                task.exception()  # a guess whose STT failed is not an error: the turn's own transcript decides
+            self.speculative[1].cancel()
             self.speculative = None
 
     def _on_speech_end(self, at_ms: float) -> None:
