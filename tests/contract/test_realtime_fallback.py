@@ -20,9 +20,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from agents.schema import Voice
 from local_stack.callers.acs_client import AcsClient
 from media_host.channel import CallInfo
 from media_host.engines.base import ChatRequest, Engines
+from media_host.engines.last_resort import Apology, build_last_resort
 from media_host.pipelines.cascade.conversation import DEGRADED, HOLDING_PHRASE
 from media_host.pipelines.factory import pipeline_factory
 from media_host.pipelines.realtime import RealtimePipeline
@@ -30,9 +32,12 @@ from media_host.server import MediaHost
 from media_host.transports.acs import AcsAdapter
 from tests.support.fault_proxy import FaultProxy
 from tests.support.media_harness import running_host, seed_call
+from tests.support.outage import Outage, OutageTextToSpeech, VoiceprintTextToSpeech
 from tests.support.realtime_harness import agents_dir
 from tests.support.realtime_server import CallTool, RealtimeServer, Speak
 from tests.support.scripted_engines import (
+    FRAME,
+    RATE,
     SILENCE,
     EnergyVoiceActivityDetector,
     ScriptedChatModel,
@@ -104,11 +109,15 @@ class Call:
 
 
 @contextlib.asynccontextmanager
-async def fallback_call(redis_url: str, agents_dir: Path, server: RealtimeServer, chat: ScriptedChatModel,
-                        attempts: int = 2, **settings: object) -> AsyncIterator[Call]:
-    """A call on a Realtime host with the scripted cascade engines; its Realtime socket goes through a fault proxy."""
+async def fallback_call(redis_url: str, agents_dir: Path, server: RealtimeServer, chat: ScriptedChatModel, *,
+                        attempts: int = 2, outage: Outage | None = None, **settings: object) -> AsyncIterator[Call]:
+    """A call on a Realtime host with the scripted cascade engines (down while `outage` says so); its Realtime
+    socket goes through a fault proxy."""
     engines = Engines(vad=EnergyVoiceActivityDetector, stt=HeardSpeech(PHRASES), chat=chat,
                       tts=ToneTextToSpeech())
+    if outage is not None:
+        engines.tts = OutageTextToSpeech(engines.tts, outage)
+        engines.last_resort = await build_last_resort([VoiceprintTextToSpeech(RATE)], RATE, Apology(Voice()))
     holder: list[RealtimePipeline] = []
     async with server, FaultProxy("127.0.0.1", server.port) as proxy, running_host(
             redis_url, adapters=[AcsAdapter], pipelines=lambda _i: holder[0], agents_dir=str(agents_dir),
@@ -234,3 +243,25 @@ async def test_a_reconnect_that_hangs_is_given_up_at_the_deadline(
     assert fallback["reason"] == "reconnect_failed"
     assert call.proxy.stats.accepted == 2  # the call's socket, and one reconnect that never got an answer
     assert "realtime: connect still pending at the deadline" in [r.getMessage() for r in caplog.records]
+
+
+async def test_realtime_gone_and_no_cascade_engine_able_to_speak_is_the_last_resort(
+        redis_url: str, agents_dir: Path) -> None:
+    """Everything down: the cascade's own last resort (the clip spoken at start-up, then the human number)."""
+    server = RealtimeServer("ga", [Speak("Hello, front desk.", 200)])
+    async with fallback_call(redis_url, agents_dir, server, ScriptedChatModel([]), outage=Outage("tts")) as call:
+        await call.turns(1)
+        server.refusing = True
+        await server.drop()
+        await call.fell_back()
+        async with asyncio.timeout(10):
+            while not await call.events("transfer_requested"):
+                await asyncio.sleep(0.02)
+        [last_resort] = await call.events("last_resort")
+        assert call.pipeline.fallback is not None
+        clip = call.pipeline.fallback.last_resort.clip(transfer=True, rate=RATE)
+        whole = clip[:len(clip) // FRAME * FRAME]  # the frames the wire carries
+        await call.acs.wait_for(lambda r: whole in b"".join(r.audio))  # heard whole
+        transfers = await call.events("transfer_requested")
+    assert (last_resort["stage"], last_resort["action"]) == ("tts", "transfer")
+    assert transfers == [{"target": "+15550000199", "reason": last_resort["reason"]}]
