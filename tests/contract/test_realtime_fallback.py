@@ -182,13 +182,14 @@ async def test_words_no_socket_heard_are_answered_on_the_cascade_after_an_apolog
     assert len(server.connections) == 1  # every reconnect was refused
 
 
+@pytest.mark.parametrize("attempts", [2, 3], ids=["before_the_holding_phrase", "after_it"])
 async def test_a_tool_result_the_caller_never_heard_is_spoken_by_the_cascade(
-        redis_url: str, agents_dir: Path) -> None:
+        redis_url: str, agents_dir: Path, attempts: int) -> None:
     server = RealtimeServer("ga", [Speak("Hello, front desk.", 200), CallTool("rt_lookup", {"order": "42"}),
                                    Speak("Never heard.", 300, drop_after_ms=0)], heard=["where is order 42"])
     chat = ScriptedChatModel([lambda request: f"Here it is: {request.messages[-1].content}"])
-    # Three attempts (0.2 + 0.5 + 1 s): the holding phrase (after 1 s) plays before the cascade takes over.
-    async with fallback_call(redis_url, agents_dir, server, chat, attempts=3) as call:
+    # The holding phrase is due 1 s into the outage: two attempts (0.2 + 0.5 s) give up before, three after.
+    async with fallback_call(redis_url, agents_dir, server, chat, attempts=attempts) as call:
         await call.turns(1)
         async with asyncio.timeout(5):
             while call.pipeline.events.get(kind="holding_rendered") == 0:
@@ -197,14 +198,16 @@ async def test_a_tool_result_the_caller_never_heard_is_spoken_by_the_cascade(
         await call.say(ASK)
         await call.quiet(300)  # the tool runs; the service dies as the answer starts
         fallback = await call.fell_back()
-        recorded = await call.turns(5)
+        recorded = await call.turns(4 if attempts == 2 else 5)  # the apology alone lasts past the phrase's due
     [request] = chat.requests
     # The holding phrase is in the transcript, not in what the model answers: the tool's result is last.
     assert said(request) == [("assistant", "Hello, front desk."), ("user", "where is order 42"),
                              ("assistant", "rt_lookup"), ("tool", '{"order": "42", "status": "shipped"}')]
-    assert recorded == [GREETING, ("caller", "where is order 42", False), ("agent", HOLDING_PHRASE, False),
-                        ("agent", DEGRADED, False),
+    holding = [("agent", HOLDING_PHRASE, False)] if attempts == 3 else []
+    assert recorded == [GREETING, ("caller", "where is order 42", False), *holding, ("agent", DEGRADED, False),
                         ("agent", 'Here it is: {"order": "42", "status": "shipped"}', False)]
+    # Once the cascade has the call, the Realtime side's phrase is no longer due (its audio is not the cascade's).
+    assert call.pipeline.events.get(kind="holding_played") == len(holding)
     assert fallback["reason"] == "reconnect_failed"
     assert fallback["unheard_ms"] == 0
 

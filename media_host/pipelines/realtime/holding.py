@@ -190,6 +190,10 @@ class HoldingLine:
                 if self.quiet >= QUIET_FRAMES:
                     self.timer = asyncio.get_running_loop().call_later(0.0, self._play)
 
+    def close(self) -> None:
+        """The call is over here (or goes on on the cascade, at its own rates): no phrase is due any more."""
+        self._end()
+
     def _end(self) -> None:
         self.outage = False
         if self.timer is not None:

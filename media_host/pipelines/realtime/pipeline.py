@@ -405,6 +405,7 @@ class RealtimeCall:
 
     async def _close(self) -> None:
         self.done = True
+        self.holding.close()
         self.playback.close()
         self.keypad.close()
         await self.link.close()
