@@ -217,8 +217,10 @@ async def test_a_service_down_at_the_start_of_a_call_leaves_the_whole_call_to_th
     server = RealtimeServer("ga")
     server.refusing = True
     chat = ScriptedChatModel(["Sure, order 43 is on its way."])
-    async with fallback_call(redis_url, agents_dir, server, chat) as call:
+    async with fallback_call(redis_url, agents_dir, server, chat, attempts=5) as call:
         fallback = await call.fell_back()
+        # A caller just answered waits for no backoff (0.2 + 0.5 + 1 + 2 + 4 s): one retry, and the cascade greets.
+        assert call.proxy.stats.accepted == 2
         assert await call.turns(1) == [GREETING]  # a greeting, as any call starts: nothing to apologize for
         await call.say(ASK)
         await call.quiet(700)

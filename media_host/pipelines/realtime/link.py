@@ -95,9 +95,10 @@ class RealtimeLink:
         self._max_kept = int(RETAIN_S * 1000 / FRAME_MS)  # frames
 
     # --- lifecycle -----------------------------------------------------------------------------
-    async def open(self) -> bool:
-        """Connect (with retries). False if the service could not be reached at all."""
-        attempt = await self._establish(reconnect=False)
+    async def open(self, retries: int | None = None, deadline_s: float | None = None) -> bool:
+        """Connect (with `retries`, else the link's attempts, within `deadline_s`, else the link's deadline).
+        False if the service could not be reached at all."""
+        attempt = await self._establish(reconnect=False, attempts=retries, deadline_s=deadline_s)
         if attempt is None:
             return False
         self._writer = asyncio.create_task(self._write(), name="realtime-writer")
@@ -122,16 +123,20 @@ class RealtimeLink:
                 async with asyncio.timeout(2.0):
                     await self.socket.close()
 
-    async def _establish(self, *, reconnect: bool) -> int | None:
+    async def _establish(self, *, reconnect: bool, attempts: int | None = None,
+                         deadline_s: float | None = None) -> int | None:
         """Open a socket and restore the conversation on it; the attempt that succeeded (1-based)."""
-        delays = [self.backoff[min(i, len(self.backoff) - 1)] for i in range(self.attempts)]
+        retries = self.attempts if attempts is None else attempts
+        delays = [self.backoff[min(i, len(self.backoff) - 1)] for i in range(retries)]
         if not reconnect:
             delays.insert(0, 0.0)
         loop = asyncio.get_running_loop()
-        deadline = None if self.deadline_s is None else loop.time() + self.deadline_s
+        limits = [limit for limit in (deadline_s, self.deadline_s) if limit]
+        deadline_s = min(limits) if limits else None
+        deadline = None if deadline_s is None else loop.time() + deadline_s
         for attempt, delay in enumerate(delays, start=1):
             if deadline is not None and loop.time() + delay >= deadline:
-                log.warning("realtime: no attempt left before the deadline", extra={"after_s": self.deadline_s})
+                log.warning("realtime: no attempt left before the deadline", extra={"after_s": deadline_s})
                 return None
             if delay:
                 await asyncio.sleep(delay)
@@ -145,7 +150,7 @@ class RealtimeLink:
                 continue
             except TimeoutError:
                 log.warning("realtime: connect still pending at the deadline", extra={"attempt": attempt,
-                                                                                      "after_s": self.deadline_s})
+                                                                                      "after_s": deadline_s})
                 return None
             try:
                 for event in await self.restore(reconnect):

@@ -74,6 +74,7 @@ log = logging.getLogger(__name__)
 
 TRANSFER_FAILED = "I'm sorry, I couldn't connect you just now. I'll keep helping you myself."
 HANDOVER_PLAYOUT_S = 5.0  # at most, for the audio already queued to play before the cascade takes over
+START_RETRIES, START_DEADLINE_S = 1, 3.0  # connecting at a call's start, when the cascade can take it instead
 
 
 @dataclass(frozen=True)
@@ -187,7 +188,9 @@ class RealtimeCall:
     async def run(self) -> str | None:
         """Hold the call. Returns why the cascade takes the rest of it (the service is gone), or None."""
         try:
-            if not await self.link.open():
+            # With the cascade to take over, a caller just answered is not kept in silence for the whole backoff.
+            start = (START_RETRIES, START_DEADLINE_S) if self.p.fallback is not None else (None, None)
+            if not await self.link.open(*start):
                 await self._on_failed(at_start=True)
             if self.degraded is None:
                 self.listener = asyncio.create_task(self._listen(), name="realtime-listen")
