@@ -22,7 +22,8 @@ from local_stack.callers.acs_client import AcsClient
 from media_host.metrics import Counter
 from media_host.pipelines.cascade.conversation import HOLDING_PHRASE
 from media_host.pipelines.realtime.client import realtime_connector
-from media_host.pipelines.realtime.pipeline import Liveness, RealtimePipeline
+from media_host.pipelines.realtime.holding import Liveness
+from media_host.pipelines.realtime.pipeline import RealtimePipeline
 from media_host.server import MediaHost
 from media_host.transports.acs import AcsAdapter
 from tests.support.fault_proxy import FaultProxy

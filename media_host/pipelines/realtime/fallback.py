@@ -1,7 +1,8 @@
 """When the Realtime service cannot be reached: the call carries on on the cascade engines, on the same channel.
 
-The link gives up after its reconnect attempts (or within REALTIME_RECONNECT_DEADLINE_SECONDS), at the start of
-the call or after a drop. With cascade engines in the host (media_host/pipelines/factory.py), the cascade takes the
+The link gives up after a drop once its reconnect attempts fail (or at REALTIME_RECONNECT_DEADLINE_SECONDS: a
+connect may hang), or at the start of the call after one retry within 3 s (pipeline.py `START_RETRIES`: a caller
+just answered is not kept waiting through the whole backoff). With cascade engines in the host (media_host/pipelines/factory.py), the cascade takes the
 call for the rest of it, with the same Conversation: the transcript, the current agent, the tools' calls and results
 (realtime/turns.py `Journal.note`), their state and the customer if verified. The channel is retuned to the
 cascade's rates.

@@ -23,11 +23,19 @@ import base64
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from media_host.pipelines.realtime.link import FRAME_BYTES, Event, RealtimeLink
+from media_host.pipelines.realtime.link import (
+    DEAD_AFTER_S,
+    FRAME_BYTES,
+    PING_EVERY_S,
+    STALL_AFTER_S,
+    Event,
+    RealtimeLink,
+)
 from media_host.pipelines.realtime.playback import Playback
 from media_host.pipelines.realtime.protocol import Dialect, ServerError
 
@@ -42,6 +50,16 @@ LOUD = 500  # mean |sample| of a caller frame with speech, to notice speech whil
 QUIET_FRAMES = 30  # 600 ms of quiet after it: the caller waits
 RETRY_S = 0.2  # the agent's audio still plays: look again this much later
 MAX_CLIPS = 32
+
+
+@dataclass(frozen=True)
+class Liveness:
+    """How soon a silent Realtime path is noticed (link.py) and the caller hears the holding phrase (here)."""
+
+    ping_every_s: float = PING_EVERY_S
+    stall_after_s: float = STALL_AFTER_S
+    dead_after_s: float = DEAD_AFTER_S
+    hold_after_s: float = HOLD_AFTER_S
 
 
 class HoldingClips:

@@ -21,7 +21,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from media_host.channel import CallChannel
@@ -43,24 +42,10 @@ from media_host.pipelines.cascade import CascadePipeline
 from media_host.pipelines.cascade.conversation import Conversation
 from media_host.pipelines.cascade.latency import TurnClock
 from media_host.pipelines.keypad import Keypad
+from media_host.pipelines.realtime import fallback as handover
 from media_host.pipelines.realtime.client import Connector, realtime_connector
-from media_host.pipelines.realtime.fallback import (
-    AT_START,
-    RECONNECT_FAILED,
-    UNAVAILABLE,
-    continue_on_cascade,
-    fallbacks_counter,
-    hand_to_a_person,
-)
-from media_host.pipelines.realtime.holding import HOLD_AFTER_S, HoldingClips, HoldingLine
-from media_host.pipelines.realtime.link import (
-    BACKOFF_S,
-    DEAD_AFTER_S,
-    PING_EVERY_S,
-    STALL_AFTER_S,
-    Event,
-    RealtimeLink,
-)
+from media_host.pipelines.realtime.holding import HoldingClips, HoldingLine, Liveness
+from media_host.pipelines.realtime.link import BACKOFF_S, Event, RealtimeLink
 from media_host.pipelines.realtime.notices import ServiceNotices
 from media_host.pipelines.realtime.playback import Playback
 from media_host.pipelines.realtime.protocol import BY_MODEL_NAME, SAMPLE_RATE, Dialect, Transcription
@@ -75,16 +60,6 @@ log = logging.getLogger(__name__)
 TRANSFER_FAILED = "I'm sorry, I couldn't connect you just now. I'll keep helping you myself."
 HANDOVER_PLAYOUT_S = 5.0  # at most, for the audio already queued to play before the cascade takes over
 START_RETRIES, START_DEADLINE_S = 1, 3.0  # connecting at a call's start, when the cascade can take it instead
-
-
-@dataclass(frozen=True)
-class Liveness:
-    """How soon a silent Realtime path is noticed (link.py) and the caller hears the holding phrase (holding.py)."""
-
-    ping_every_s: float = PING_EVERY_S
-    stall_after_s: float = STALL_AFTER_S
-    dead_after_s: float = DEAD_AFTER_S
-    hold_after_s: float = HOLD_AFTER_S
 
 
 class RealtimePipeline:
@@ -110,7 +85,7 @@ class RealtimePipeline:
         # Realtime API events by kind (error, rate_limits_updated, disconnect, reconnect, voice_kept...).
         self.events = events or Counter("switchboard_realtime_events_total", "Realtime API events, by kind")
         self.fallback = fallback  # the cascade that takes a call the Realtime service cannot serve (fallback.py)
-        self.fallbacks = fallbacks_counter()
+        self.fallbacks = handover.fallbacks_counter()
         self.reconnect_deadline_s = reconnect_deadline_s
 
     async def run(self, call: CallChannel) -> None:
@@ -118,8 +93,8 @@ class RealtimePipeline:
         realtime = RealtimeCall(self, call)
         reason = await realtime.run()
         if reason is not None and self.fallback is not None:
-            await continue_on_cascade(self.fallback, call, realtime.conv, reason=reason,
-                                      unheard=realtime.link.unheard_audio(), fallbacks=self.fallbacks)
+            await handover.continue_on_cascade(self.fallback, call, realtime.conv, reason=reason,
+                                               unheard=realtime.link.unheard_audio(), fallbacks=self.fallbacks)
 
 
 def realtime_pipeline_from_settings(settings: Settings, control_plane: ControlPlane,
@@ -399,12 +374,12 @@ class RealtimeCall:
         person does."""
         self.count("unavailable", "realtime_unavailable")
         if self.p.fallback is not None:
-            self.degraded = AT_START if at_start else RECONNECT_FAILED
+            self.degraded = handover.AT_START if at_start else handover.RECONNECT_FAILED
             if self.listener is not None:
                 self.listener.cancel()
             return
-        if not await hand_to_a_person(self.call, self.conv):
-            self.stop(UNAVAILABLE)
+        if not await handover.hand_to_a_person(self.call, self.conv):
+            self.stop(handover.UNAVAILABLE)
 
     async def _close(self) -> None:
         self.done = True
