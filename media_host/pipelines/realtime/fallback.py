@@ -2,10 +2,10 @@
 
 The link gives up after a drop once its reconnect attempts fail (or at REALTIME_RECONNECT_DEADLINE_SECONDS: a
 connect may hang), or at the start of the call after one retry within 3 s (pipeline.py `START_RETRIES`: a caller
-just answered is not kept waiting through the whole backoff). With cascade engines in the host (media_host/pipelines/factory.py), the cascade takes the
-call for the rest of it, with the same Conversation: the transcript, the current agent, the tools' calls and results
-(realtime/turns.py `Journal.note`), their state and the customer if verified. The channel is retuned to the
-cascade's rates.
+just answered is not kept waiting through the whole backoff). With cascade engines in the host
+(media_host/pipelines/factory.py), the cascade takes the call for the rest of it, with the same Conversation:
+the transcript, the current agent, the tools' calls and results (realtime/turns.py `Journal.note`), their state
+and the customer if verified. The channel is retuned to the cascade's rates.
 
 A call under way: whatever the caller said that no socket turned into a transcript (the link's kept audio, and
 what queued in the channel during the handover) is the start of the caller's turn there, from just before their
