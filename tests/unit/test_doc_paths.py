@@ -5,7 +5,8 @@ Checked in README.md and docs/*.md, in inline code outside fenced blocks:
   a glob (`requirements*.txt`) matching at least one file;
 - a bare module file (`serve_functions.py`) that some file of the repository is called;
 - a dotted name under one of our packages (`switchboard.logs.bind_call`): the module, and the name
-  defined in it.
+  defined in it;
+- a test id (`tests/unit/test_x.py::test_y`): the file, and the test defined in it.
 Paths under a folder .gitignore lists (`out/`: what `make run` writes) are outputs, not sources;
 placeholders (`agents/<name>.yaml`) are skipped.
 """
@@ -30,6 +31,7 @@ NOT_OURS = {
 PATH = re.compile(r"[\w.*-]+(/[\w.*-]*)+|[\w.-]*\*[\w*-]*\.\w+")  # a/b.py, a/b/, a/*.bicep, requirements*.txt
 MODULE_FILE = re.compile(r"\w+\.py")
 DOTTED = re.compile(r"[a-z_]\w*(\.[A-Za-z_]\w*)+")
+TEST_ID = re.compile(r"(?P<file>[\w/]+\.py)::(?P<name>\w+)")
 NOT_SOURCES = {".git", ".venv", ".venv-infra", "node_modules", "__pycache__"}
 
 
@@ -85,7 +87,13 @@ def missing_paths(text: str, root: Path) -> list[str]:
     for span in (s.strip("`").rstrip(":,") for s in CODE_SPAN.findall(prose(text))):
         if span in NOT_OURS or "<" in span:
             continue
-        if PATH.fullmatch(span):
+        if test_id := TEST_ID.fullmatch(span):
+            file = root / test_id["file"]
+            if not file.is_file():
+                missing.append(f"{span}: no such file")
+            elif test_id["name"] not in top_level_names(file):
+                missing.append(f"{span}: no {test_id['name']} in {test_id['file']}")
+        elif PATH.fullmatch(span):
             first = span.split("/")[0]
             if first in ignored or ("*" not in first and first not in tops):
                 continue  # an output (`out/call.wav`) or not a repository path (`raw/lpcm16`, `~/.cache/pip`)
@@ -118,6 +126,7 @@ def test_the_checker_finds_a_moved_file_a_renamed_name_and_a_lost_module(tmp_pat
         "```\n`pkg/fenced.py` `gone.py`\n```\n"
         "`pkg/sub/gone.py` `pkg/old/` `requirements*.lock` `caller.py` `pkg.sub.mod.Renamed` `pkg.lost.thing`\n"
         "`MediaStreaming*` `holding_*`\n"
+        "`pkg/sub/mod.py::Kept` `pkg/sub/mod.py::test_gone` `pkg/sub/nope.py::test_x`\n"
     )
     assert missing_paths(text, tmp_path) == [
         "pkg/sub/gone.py: no such file",
@@ -126,4 +135,6 @@ def test_the_checker_finds_a_moved_file_a_renamed_name_and_a_lost_module(tmp_pat
         "caller.py: no file of that name",
         "pkg.sub.mod.Renamed: no Renamed in pkg.sub.mod",
         "pkg.lost.thing: no lost in pkg",
+        "pkg/sub/mod.py::test_gone: no test_gone in pkg/sub/mod.py",
+        "pkg/sub/nope.py::test_x: no such file",
     ]
